@@ -1,0 +1,62 @@
+# Chairside: `make run` starts the whole system, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PYTEST_ARGS ?=
+# The benchmarks need PostgreSQL; point DATABASE_URL elsewhere to use another server.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chairside_bench
+
+.PHONY: install run web worker beat migrate seed test lint format typecheck migrations-check \
+        deploy-check bench bench-availability bench-booking-race clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/pip install --quiet -e . --group dev
+	touch $@
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+# Web on http://127.0.0.1:8000, a Celery worker and beat, all in the foreground (Ctrl-C stops).
+run: seed
+	$(BIN)/honcho start -f Procfile
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install
+	$(BIN)/mypy .
+
+migrations-check: install
+	$(PY) manage.py makemigrations --check --dry-run
+
+# The deployment checklist with the settings a TLS deployment uses.
+deploy-check: install
+	HTTPS=true SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
+	  ALLOWED_HOSTS=clinic.example.org $(PY) manage.py check --deploy --fail-level WARNING
+
+bench: bench-availability bench-booking-race
+
+bench-availability: install
+	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.availability
+
+bench-booking-race: install
+	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.booking_race
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from booking.errors import BookingError
+from booking.models import Appointment, Patient
+from booking.services import appointment_book
+from scheduling.demo import demo_clinic_create
+from scheduling.models import AppointmentType
+
+DEMO_PATIENTS = (
+    ("Avery", "Jordan", "avery.jordan@example.com", "+12125550111", date(1984, 3, 14)),
+    ("Blake", "Morgan", "blake.morgan@example.com", "+12125550122", date(1979, 11, 2)),
+    ("Casey", "Reed", "casey.reed@example.com", "+13035550133", date(1991, 7, 23)),
+    ("Devon", "Quinn", "devon.quinn@example.com", "+13035550144", date(1968, 1, 30)),
+)
+
+
+class Command(BaseCommand):
+    help = "Seed the demo clinic: two locations, staff, chairs, types and some bookings."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        locations = demo_clinic_create()
+        if Appointment.objects.exists():
+            self.stdout.write("Demo clinic already seeded.")
+            return
+        patients = [
+            Patient.objects.create(
+                first_name=first, last_name=last, email=email, phone=phone, date_of_birth=born
+            )
+            for first, last, email, phone, born in DEMO_PATIENTS
+        ]
+        now = timezone.now()
+        booked = 0
+        for week, location in enumerate(locations):
+            zone = location.zone
+            types = {t.slug: t for t in AppointmentType.objects.filter(location=location)}
+            plan = [("consultation", 10), ("iv-mood", 9), ("iv-mood", 11), ("iv-pain", 8)]
+            for offset, patient in enumerate(patients):
+                slug, hour = plan[offset]
+                day = (now.astimezone(zone) + timedelta(days=2 + offset + 7 * week)).date()
+                while day.weekday() >= 5:
+                    day += timedelta(days=1)
+                start = datetime.combine(day, time(hour, 0), tzinfo=zone)
+                try:
+                    appointment_book(
+                        appointment_type=types[slug], patient=patient, start=start, now=now
+                    )
+                    booked += 1
+                except BookingError as exc:
+                    self.stderr.write(f"skipped a demo booking: {exc.message}")
+        self.stdout.write(f"Demo clinic seeded: {len(locations)} locations, {booked} bookings.")

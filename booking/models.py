@@ -1,0 +1,202 @@
+"""Patients, their appointments and the resource lanes those appointments hold."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
+from django.db import models
+from django.db.models import F, Func, Q
+
+from scheduling.models import AppointmentType, Location, Resource
+
+
+class Patient(models.Model):
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    email = models.EmailField()
+    phone = models.CharField(max_length=32, help_text="E.164, e.g. +12125550123")
+    date_of_birth = models.DateField()
+    needs_review = models.BooleanField(
+        default=False, help_text="Created from an online booking that matched no record exactly."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["last_name", "first_name"]
+        indexes = [models.Index(fields=["email", "date_of_birth"])]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+class AppointmentStatus(models.TextChoices):
+    BOOKED = "booked", "Booked"
+    CONFIRMED = "confirmed", "Confirmed"
+    CHECKED_IN = "checked_in", "Arrived"
+    IN_CHAIR = "in_chair", "In chair"
+    RECOVERING = "recovering", "Recovering"
+    DISCHARGED = "discharged", "Discharged"
+    NO_SHOW = "no_show", "No-show"
+    CANCELLED = "cancelled", "Cancelled"
+    ON_HOLD = "on_hold", "On hold"
+
+
+# Statuses whose appointment still occupies its resources and its patient's time.
+ACTIVE_STATUSES = frozenset(
+    {
+        AppointmentStatus.BOOKED,
+        AppointmentStatus.CONFIRMED,
+        AppointmentStatus.CHECKED_IN,
+        AppointmentStatus.IN_CHAIR,
+        AppointmentStatus.RECOVERING,
+        AppointmentStatus.DISCHARGED,
+    }
+)
+# Statuses from which a patient or the desk may still move or cancel the visit.
+CHANGEABLE_STATUSES = frozenset({AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED})
+
+
+class TsTzRange(Func):
+    function = "TSTZRANGE"
+    output_field = DateTimeRangeField()
+
+
+class PostgresExclusionConstraint(ExclusionConstraint):
+    """An exclusion constraint that exists on PostgreSQL and is skipped elsewhere.
+
+    On SQLite (the embedded default) writes are serialised by IMMEDIATE transactions and the
+    booking service's check guards the same invariant; there is no GiST to build there.
+    """
+
+    def _is_postgres(self, schema_editor: object) -> bool:
+        return getattr(schema_editor, "connection").vendor == "postgresql"  # noqa: B009
+
+    def constraint_sql(self, model, schema_editor):
+        return (
+            super().constraint_sql(model, schema_editor)
+            if self._is_postgres(schema_editor)
+            else None
+        )
+
+    def create_sql(self, model, schema_editor):
+        return (
+            super().create_sql(model, schema_editor) if self._is_postgres(schema_editor) else None
+        )
+
+    def remove_sql(self, model, schema_editor):
+        return (
+            super().remove_sql(model, schema_editor) if self._is_postgres(schema_editor) else None
+        )
+
+    def validate(self, *args, **kwargs):
+        # Model validation would re-run the overlap query per row (expensive, and PostgreSQL-only);
+        # the services check availability and the database enforces it at INSERT.
+        return None
+
+
+class AppointmentQuerySet(models.QuerySet["Appointment"]):
+    def active(self) -> AppointmentQuerySet:
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+    def overlapping(self, start: datetime, end: datetime) -> AppointmentQuerySet:
+        return self.filter(start__lt=end, end__gt=start)
+
+
+def new_reference() -> str:
+    # 8 characters of an unambiguous alphabet: short enough to read over the phone.
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+class Appointment(models.Model):
+    reference = models.CharField(max_length=12, unique=True, default=new_reference, editable=False)
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="appointments")
+    appointment_type = models.ForeignKey(
+        AppointmentType, on_delete=models.PROTECT, related_name="appointments"
+    )
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="appointments")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=AppointmentStatus.choices, default=AppointmentStatus.BOOKED
+    )
+    # Raised on every change of time or status: reminders check it before sending and
+    # calendar files carry it as their SEQUENCE.
+    version = models.PositiveIntegerField(default=0)
+    source = models.CharField(max_length=16, default="staff")
+    cancel_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AppointmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["start"]
+        constraints = [
+            models.CheckConstraint(condition=Q(start__lt=F("end")), name="appointment_order"),
+            PostgresExclusionConstraint(
+                name="appointment_patient_no_overlap",
+                expressions=[
+                    ("patient", RangeOperators.EQUAL),
+                    (TsTzRange("start", "end"), RangeOperators.OVERLAPS),
+                ],
+                condition=Q(status__in=sorted(ACTIVE_STATUSES)),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["location", "start"]),
+            models.Index(fields=["patient", "start"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.start:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class Allocation(models.Model):
+    """One lane of one resource held by an appointment for ``[start, end)``, turnover included.
+
+    On PostgreSQL the exclusion constraint makes two active allocations of the same lane that
+    overlap in time impossible, whatever the application does: it is the last guard against
+    double booking.
+    """
+
+    appointment = models.ForeignKey(
+        Appointment, on_delete=models.CASCADE, related_name="allocations"
+    )
+    resource = models.ForeignKey(Resource, on_delete=models.PROTECT, related_name="allocations")
+    lane = models.PositiveSmallIntegerField(default=0)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(start__lt=F("end")), name="allocation_order"),
+            PostgresExclusionConstraint(
+                name="allocation_lane_no_overlap",
+                expressions=[
+                    ("resource", RangeOperators.EQUAL),
+                    ("lane", RangeOperators.EQUAL),
+                    (TsTzRange("start", "end"), RangeOperators.OVERLAPS),
+                ],
+                condition=Q(active=True),
+            ),
+        ]
+        # Availability probes one resource at a time from (window start - longest allocation).
+        indexes = [
+            models.Index(
+                fields=["resource", "start"],
+                name="allocation_resource_start",
+                condition=Q(active=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource} lane {self.lane} {self.start:%Y-%m-%d %H:%M}"

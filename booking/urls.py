@@ -1,0 +1,9 @@
+from django.urls import path
+
+from booking import api
+
+urlpatterns = [
+    path("locations/", api.LocationList.as_view(), name="api-locations"),
+    path("appointment-types/", api.AppointmentTypeList.as_view(), name="api-appointment-types"),
+    path("availability/", api.Availability.as_view(), name="api-availability"),
+]
