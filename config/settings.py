@@ -9,7 +9,11 @@ import secrets
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import django_stubs_ext
 from environs import Env, EnvError
+
+# Lets the admin and querysets be subscripted at run time as the type stubs describe them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
