@@ -12,6 +12,16 @@ from django.db.models import F, Func, Q
 
 from scheduling.models import AppointmentType, Location, Resource
 
+# The exact wording a patient agrees to when opting in to text messages. A new wording gets a new
+# key; the key stored with the patient says which text they saw.
+SMS_CONSENT_VERSION = "2026-11"
+SMS_CONSENT_WORDINGS = {
+    "2026-11": (
+        "Yes, send me appointment reminders by text message. Message frequency varies; message "
+        "and data rates may apply. Reply STOP to opt out or HELP for help."
+    ),
+}
+
 
 class Patient(models.Model):
     first_name = models.CharField(max_length=100)
@@ -20,8 +30,13 @@ class Patient(models.Model):
     phone = models.CharField(max_length=32, help_text="E.164, e.g. +12125550123")
     date_of_birth = models.DateField()
     needs_review = models.BooleanField(
-        default=False, help_text="Created from an online booking that matched no record exactly."
+        default=False,
+        help_text="Created online while resembling an existing record (same email or phone, "
+        "other details different): the front desk checks for a duplicate.",
     )
+    sms_consent = models.BooleanField(default=False)
+    sms_consent_at = models.DateTimeField(null=True, blank=True)
+    sms_consent_version = models.CharField(max_length=16, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -128,6 +143,10 @@ class Appointment(models.Model):
     version = models.PositiveIntegerField(default=0)
     source = models.CharField(max_length=16, default="staff")
     cancel_reason = models.CharField(max_length=500, blank=True)
+    escort_name = models.CharField(max_length=120, blank=True)
+    escort_phone = models.CharField(max_length=32, blank=True)
+    escort_updated_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -200,3 +219,84 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.resource} lane {self.lane} {self.start:%Y-%m-%d %H:%M}"
+
+
+class IntakeOptionKind(models.TextChoices):
+    CONDITION = "condition", "Condition a patient seeks help for"
+    SCREENING = "screening", "Yes/no screening question"
+
+
+class IntakeOption(models.Model):
+    """A clinic's own list of conditions and yes/no screening questions on the booking form."""
+
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="intake_options")
+    kind = models.CharField(max_length=16, choices=IntakeOptionKind.choices)
+    text = models.CharField(max_length=300)
+    position = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["location", "kind", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Intake(models.Model):
+    """What a patient told us when booking. Staff only: never in a public response."""
+
+    appointment = models.OneToOneField(Appointment, on_delete=models.CASCADE, related_name="intake")
+    conditions = models.JSONField(default=list)
+    medications = models.TextField(blank=True)
+    prior_treatments = models.TextField(blank=True)
+    # [{"question": <text as shown>, "answer": true/false}]: the wording is kept with the
+    # answer, so a later edit of the question cannot change what the patient said yes to.
+    screening = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Intake for {self.appointment}"
+
+
+class PatientLinkQuerySet(models.QuerySet["PatientLink"]):
+    def usable(self, now: datetime) -> PatientLinkQuerySet:
+        return self.filter(expires_at__gt=now, revoked_at__isnull=True)
+
+
+class PatientLink(models.Model):
+    """A patient's secure link. Only a SHA-256 of the token is stored: a database leak does not
+    hand out working links."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PatientLinkQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["patient", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"link for patient {self.patient_id}"
+
+
+class IdempotencyRecord(models.Model):
+    """The answer given to a request carrying an ``Idempotency-Key``, replayed on retries."""
+
+    scope = models.CharField(max_length=64)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotency_scope_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.key}"
