@@ -10,23 +10,30 @@ from a fresh read, where the winner's rows are visible, and only then answer ``S
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from booking.errors import BookingError, InvalidTransition, PatientBusy, PolicyViolation, SlotTaken
 from booking.models import (
     CHANGEABLE_STATUSES,
+    SMS_CONSENT_VERSION,
     Allocation,
     Appointment,
     AppointmentStatus,
+    Intake,
     Patient,
+    PatientLink,
 )
 from booking.selectors import availability_problem
-from booking.signals import appointment_changed
+from booking.signals import appointment_changed, patient_link_requested
 from scheduling.availability import (
     allocate,
     from_minutes,
@@ -206,6 +213,8 @@ def appointment_reschedule(
             raise InvalidTransition(
                 f"A {current.get_status_display().lower()} visit cannot be moved.", field="status"
             )
+        if online:
+            _check_online_cutoff(current, now)
         _lock_patient_and_check(current.patient, start, end, exclude=current.pk)
         Allocation.objects.filter(appointment=current, active=True).update(active=False)
         current.start, current.end = start, end
@@ -219,10 +228,17 @@ def appointment_reschedule(
 
 
 def appointment_cancel(
-    *, appointment: Appointment, reason: str = "", now: datetime | None = None
+    *,
+    appointment: Appointment,
+    reason: str = "",
+    online: bool = False,
+    now: datetime | None = None,
 ) -> Appointment:
-    """Cancel ``appointment`` and release its lanes. Cancelling twice is harmless."""
-    del now  # the clock is part of every service's signature; cancel needs none yet
+    """Cancel ``appointment`` and release its lanes. Cancelling twice is harmless.
+
+    ``online=True`` (the patient's own link) closes at the location's late-change cutoff.
+    """
+    now = now or timezone.now()
     with transaction.atomic():
         current = Appointment.objects.select_for_update().get(pk=appointment.pk)
         if current.status == AppointmentStatus.CANCELLED:
@@ -232,10 +248,226 @@ def appointment_cancel(
                 f"A {current.get_status_display().lower()} visit cannot be cancelled.",
                 field="status",
             )
+        if online:
+            _check_online_cutoff(current, now)
         Allocation.objects.filter(appointment=current, active=True).update(active=False)
         current.status = AppointmentStatus.CANCELLED
         current.cancel_reason = reason[:500]
         current.version += 1
         current.save(update_fields=["status", "cancel_reason", "version", "updated_at"])
         appointment_changed.send(sender=Appointment, appointment=current, change="cancelled")
+    return current
+
+
+# --- Online booking and the patient's secure link -------------------------------------------
+
+# A patient may hold this many future consultations booked online at once: enough to move one,
+# too few to squat on a prescriber's week.
+MAX_PENDING_CONSULTATIONS = 2
+LINK_LIFETIME = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class PatientDetails:
+    first_name: str
+    last_name: str
+    email: str
+    phone: str
+    date_of_birth: date
+
+
+@dataclass(frozen=True)
+class IntakeAnswers:
+    conditions: list[str] = field(default_factory=list)
+    medications: str = ""
+    prior_treatments: str = ""
+    # [{"question": text as shown, "answer": bool}]
+    screening: list[dict[str, object]] = field(default_factory=list)
+
+
+def patient_match_or_create(
+    *, details: PatientDetails, sms_consent: bool, now: datetime
+) -> Patient:
+    """The patient an online booking belongs to.
+
+    Only the same email *and* date of birth is the same patient: anything less might attach the
+    booking to someone else's record. A new record that resembles an existing one (same email,
+    or same phone) is flagged for the front desk to check for a duplicate.
+    """
+    match = (
+        Patient.objects.filter(email__iexact=details.email, date_of_birth=details.date_of_birth)
+        .order_by("id")
+        .first()
+    )
+    if match is not None:
+        if sms_consent and not match.sms_consent:
+            match.sms_consent = True
+            match.sms_consent_at = now
+            match.sms_consent_version = SMS_CONSENT_VERSION
+            match.save(update_fields=["sms_consent", "sms_consent_at", "sms_consent_version"])
+        return match
+    resembles = Patient.objects.filter(
+        Q(email__iexact=details.email) | Q(phone=details.phone)
+    ).exists()
+    return Patient.objects.create(
+        first_name=details.first_name,
+        last_name=details.last_name,
+        email=details.email,
+        phone=details.phone,
+        date_of_birth=details.date_of_birth,
+        needs_review=resembles,
+        sms_consent=sms_consent,
+        sms_consent_at=now if sms_consent else None,
+        sms_consent_version=SMS_CONSENT_VERSION if sms_consent else "",
+    )
+
+
+def consultation_book_online(
+    *,
+    appointment_type: AppointmentType,
+    start: datetime,
+    details: PatientDetails,
+    intake: IntakeAnswers,
+    sms_consent: bool,
+    now: datetime | None = None,
+) -> Appointment:
+    """A new or returning patient books a visit on the public page or API.
+
+    One transaction: the patient is matched or created, the visit booked through
+    :func:`appointment_book` (online notice applies) and the intake stored. A refused booking
+    leaves no new patient behind.
+    """
+    now = now or timezone.now()
+    if not (appointment_type.bookable_online and appointment_type.is_active):
+        raise PolicyViolation(
+            "This appointment type cannot be booked online.", field="appointment_type"
+        )
+    with transaction.atomic():
+        patient = patient_match_or_create(details=details, sms_consent=sms_consent, now=now)
+        pending = (
+            Appointment.objects.active()
+            .filter(patient=patient, appointment_type__kind=appointment_type.kind, start__gt=now)
+            .count()
+        )
+        if pending >= MAX_PENDING_CONSULTATIONS:
+            raise PolicyViolation(
+                "You already have upcoming appointments of this kind. Use the link in your "
+                "confirmation email to change them.",
+                field="start",
+            )
+        appointment = appointment_book(
+            appointment_type=appointment_type,
+            patient=patient,
+            start=start,
+            source="online",
+            now=now,
+        )
+        Intake.objects.create(
+            appointment=appointment,
+            conditions=intake.conditions,
+            medications=intake.medications,
+            prior_treatments=intake.prior_treatments,
+            screening=intake.screening,
+        )
+    return appointment
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def patient_link_issue(*, patient: Patient, now: datetime | None = None) -> str:
+    """A new secure link token for ``patient``; only its hash is stored.
+
+    It lasts 30 days, or until two days after the patient's last booked visit if that is later,
+    so the link in a confirmation stays good until the visit it confirms.
+    """
+    now = now or timezone.now()
+    token = secrets.token_urlsafe(32)  # 256 bits
+    last_visit = (
+        Appointment.objects.active()
+        .filter(patient=patient, start__gt=now)
+        .aggregate(last=Max("end"))["last"]
+    )
+    expires = now + LINK_LIFETIME
+    if last_visit is not None:
+        expires = max(expires, last_visit + timedelta(days=2))
+    PatientLink.objects.create(
+        patient=patient, token_hash=_token_hash(token), created_at=now, expires_at=expires
+    )
+    return token
+
+
+def patient_link_resolve(*, token: str, now: datetime | None = None) -> Patient | None:
+    """The patient a token belongs to, or None for unknown, expired or revoked tokens."""
+    now = now or timezone.now()
+    if not token or len(token) > 128:
+        return None
+    link = (
+        PatientLink.objects.usable(now)
+        .select_related("patient")
+        .filter(token_hash=_token_hash(token))
+        .first()
+    )
+    return link.patient if link else None
+
+
+def patient_link_request(*, email: str, date_of_birth: date, now: datetime | None = None) -> None:
+    """Someone asks for a new link. If a patient matches exactly, earlier links are revoked and
+    a new one is sent to the address on record. Nothing tells the caller whether one matched."""
+    now = now or timezone.now()
+    patient = (
+        Patient.objects.filter(email__iexact=email, date_of_birth=date_of_birth)
+        .order_by("id")
+        .first()
+    )
+    if patient is None:
+        return
+    with transaction.atomic():
+        PatientLink.objects.filter(patient=patient, revoked_at__isnull=True).update(revoked_at=now)
+        patient_link_requested.send(sender=Patient, patient=patient)
+
+
+def _check_online_cutoff(appointment: Appointment, now: datetime) -> None:
+    hours = appointment.location.late_cancel_hours
+    if appointment.start - now < timedelta(hours=hours):
+        phone = appointment.location.phone
+        raise PolicyViolation(
+            f"Online changes close {hours} hours before the visit. Please call us"
+            + (f" on {phone}." if phone else "."),
+            field="start",
+        )
+
+
+def appointment_confirm(*, appointment: Appointment, now: datetime | None = None) -> Appointment:
+    """The patient confirms they will attend. Confirming twice is harmless."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = Appointment.objects.select_for_update().get(pk=appointment.pk)
+        if current.status == AppointmentStatus.CONFIRMED:
+            return current
+        if current.status != AppointmentStatus.BOOKED or current.start <= now:
+            raise InvalidTransition("This visit can no longer be confirmed.", field="status")
+        current.status = AppointmentStatus.CONFIRMED
+        current.confirmed_at = now
+        current.save(update_fields=["status", "confirmed_at", "updated_at"])
+        appointment_changed.send(sender=Appointment, appointment=current, change="confirmed")
+    return current
+
+
+def appointment_escort_update(
+    *, appointment: Appointment, name: str, phone: str, now: datetime | None = None
+) -> Appointment:
+    """Record who takes the patient home. Only for a visit still to come."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = Appointment.objects.select_for_update().get(pk=appointment.pk)
+        if current.status not in CHANGEABLE_STATUSES or current.start <= now:
+            raise InvalidTransition("This visit can no longer be changed.", field="status")
+        current.escort_name = name
+        current.escort_phone = phone
+        current.escort_updated_at = now
+        current.save(
+            update_fields=["escort_name", "escort_phone", "escort_updated_at", "updated_at"]
+        )
     return current

@@ -1,13 +1,18 @@
-"""Booking's one announcement: an appointment changed.
+"""Booking's announcements, the only way booking tells the rest of the system anything.
 
-Sent by every booking service *inside* its transaction, after the change is written, with
-``appointment`` (the saved instance) and ``change`` (one of :data:`CHANGES`). Receivers run in the
-same transaction, so whatever they write commits or rolls back with the change itself. This is
-how notifications plans reminders without booking importing it.
+``appointment_changed`` is sent by every booking service *inside* its transaction, after the
+change is written, with ``appointment`` (the saved instance) and ``change`` (one of
+:data:`CHANGES`). Receivers run in the same transaction, so whatever they write commits or rolls
+back with the change itself. This is how notifications plans messages without booking importing
+it.
+
+``patient_link_requested`` is sent, inside a transaction, with ``patient`` when somebody asked
+for a new secure link and a patient matched: notifications sends it to the address on record.
 """
 
 from django.dispatch import Signal
 
-CHANGES = ("booked", "rescheduled", "cancelled")
+CHANGES = ("booked", "rescheduled", "cancelled", "confirmed")
 
 appointment_changed = Signal()
+patient_link_requested = Signal()

@@ -165,6 +165,10 @@ EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+# Where patients reach this site: secure links in e-mail and calendar files start with it.
+PUBLIC_BASE_URL: str = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+if not PUBLIC_BASE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfiguredError("PUBLIC_BASE_URL must start with http:// or https://")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="appointments@chairside.invalid")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -174,6 +178,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Phone numbers written without a country code are read as this region's (ISO 3166 code).
+DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US").upper()
 
 # The zone offered when a clinic is created; validated now so a typo fails at start-up.
 DEFAULT_CLINIC_TIMEZONE = env.str("DEFAULT_CLINIC_TIMEZONE", default="America/New_York")

@@ -1,0 +1,5 @@
+"""Public booking pages, /book/."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,35 @@
+"""Checks shared by the booking form and the API serializer, so both refuse the same input."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+
+def normalize_phone(value: str) -> str:
+    """The number in E.164 (``+12125550123``), or ValidationError for anything not a mobile-
+    capable, valid number."""
+    try:
+        number = phonenumbers.parse(value, settings.DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationError("Enter a valid phone number, e.g. +1 212 555 0123.") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError("Enter a valid phone number, e.g. +1 212 555 0123.")
+    if phonenumbers.number_type(number) not in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    ):
+        raise ValidationError("Enter a mobile number: reminders are sent by text message.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def validate_date_of_birth(value: date, *, today: date) -> date:
+    """A plausible date of birth: in the past, and a person under 120."""
+    if value >= today:
+        raise ValidationError("The date of birth must be in the past.")
+    if value.year < today.year - 120:
+        raise ValidationError("Enter the date of birth as YYYY-MM-DD.")
+    return value
