@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import django_stubs_ext
 from environs import Env, EnvError
+from marshmallow.validate import OneOf
 
 # Lets the admin and querysets be subscripted at run time as the type stubs describe them.
 django_stubs_ext.monkeypatch()
@@ -117,6 +118,31 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+
+
+def _prepare_threshold() -> int | None:
+    # psycopg prepares a statement once a connection has run it this many times, and PostgreSQL
+    # then skips parsing and planning it: a booking repeats the same dozen statements every time.
+    # A transaction-pooling PgBouncer older than 1.21 cannot follow prepared statements; "off"
+    # is for deployments behind one.
+    raw: str = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip().lower()
+    if raw == "off":
+        return None
+    if not raw.isdigit():
+        raise ImproperlyConfiguredError(
+            f"DATABASE_PREPARE_THRESHOLD must be a whole number or 'off', not {raw!r}"
+        )
+    return int(raw)
+
+
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    # Server-side binding sends parameters apart from the SQL text, which is what lets one
+    # statement be prepared once and reused with new values.
+    _db["OPTIONS"] = {
+        **_db.get("OPTIONS", {}),
+        "server_side_binding": True,
+        "prepare_threshold": _prepare_threshold(),
+    }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -156,6 +182,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# The outbox sweep: the only periodic task. Reminders are rows, never ETA tasks.
+CELERY_BEAT_SCHEDULE = {
+    "deliver-due-messages": {"task": "notifications.tasks.deliver_due", "schedule": 60.0},
+}
+# A publish that cannot reach the broker gives up quickly: the database keeps the work.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 
 # --- Mail -------------------------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
@@ -171,6 +204,29 @@ if not PUBLIC_BASE_URL.startswith(("http://", "https://")):
     raise ImproperlyConfiguredError("PUBLIC_BASE_URL must start with http:// or https://")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="appointments@chairside.invalid")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Text messages ------------------------------------------------------------------------
+SMS_BACKEND = env.str("SMS_BACKEND", default="notifications.sms.FileBackend")
+SMS_FILE_PATH = str(VAR_DIR / "sms")
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+if SMS_BACKEND == "notifications.sms.TwilioBackend" and not (
+    TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER
+):
+    raise ImproperlyConfiguredError(
+        "SMS_BACKEND is Twilio: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER"
+    )
+# Shared secret of the generic signed SMS webhook (/webhooks/sms/generic/); empty turns it off.
+SMS_WEBHOOK_SECRET = env.str("SMS_WEBHOOK_SECRET", default="")
+# At most this many texts to one number in 24 hours, whatever the rules say.
+SMS_DAILY_CAP_PER_PHONE = env.int("SMS_DAILY_CAP_PER_PHONE", default=6)
+# Deliverable messages are claimed in batches of this size and handed to one task each.
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
+# A message claimed this long ago and still "sending" belonged to a worker that died: retry it.
+OUTBOX_STALE_CLAIM_SECONDS = env.int("OUTBOX_STALE_CLAIM_SECONDS", default=300)
+# E-mail providers through django-anymail: EMAIL_BACKEND=anymail.backends.<provider>.EmailBackend
+ANYMAIL: dict[str, str] = env.dict("ANYMAIL", default={})
 
 # --- Time and language ----------------------------------------------------------------------
 # Stored times are UTC; each location carries its own IANA zone for wall-clock rules.
@@ -262,5 +318,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {
+        "handlers": ["console"],
+        "level": env.str(
+            "LOG_LEVEL",
+            default="INFO",
+            validate=OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
+        ),
+    },
 }

@@ -3,6 +3,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz
+from notifications.views import message_log
+from notifications.webhooks import sms_webhook
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -11,6 +13,8 @@ urlpatterns = [
     path("a/", include("booking.urls_link")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("webhooks/sms/<slug:provider>/", sms_webhook, name="sms-webhook"),
+    path("staff/messages/", message_log, name="staff-messages"),
     path("admin/", admin.site.urls),
 ]
 

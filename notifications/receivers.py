@@ -1,4 +1,9 @@
-"""Listens to booking's announcements and queues the patient's e-mail once the change commits."""
+"""Listens to booking's announcements.
+
+An appointment change re-plans its outbox rows inside the change's own transaction; once it
+commits, a sweep is queued so a confirmation goes out at once instead of at the next beat. If the
+broker is down the rows are safe in the database and the next beat sweep delivers them.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,15 @@ from typing import Any
 
 from celery import Task
 from django.db import transaction
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from booking.models import Appointment, Patient
 from booking.signals import appointment_changed, patient_link_requested
-from notifications.services import EMAILED_CHANGES
-from notifications.tasks import send_appointment_email, send_link_email
+from notifications.defaults import reminder_rules_install_defaults
+from notifications.services import appointment_messages_plan
+from notifications.tasks import deliver_due, send_link_email
+from scheduling.models import AppointmentType
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +32,7 @@ def _enqueue_after_commit(task: Task, *args: Any) -> None:
         except Exception:
             # The change is committed whatever happens here; an unreachable broker must not
             # turn a booking into an error page.
-            logger.exception("could not queue %s%r", task.name, args)
+            logger.warning("could not queue %s; the next sweep will catch up", task.name)
 
     transaction.on_commit(enqueue)
 
@@ -33,10 +41,20 @@ def _enqueue_after_commit(task: Task, *args: Any) -> None:
 def on_appointment_changed(
     sender: type, appointment: Appointment, change: str, **kwargs: Any
 ) -> None:
-    if change in EMAILED_CHANGES:
-        _enqueue_after_commit(send_appointment_email, appointment.pk, change, appointment.version)
+    appointment_messages_plan(appointment=appointment, change=change)
+    if change in ("booked", "rescheduled", "cancelled"):
+        _enqueue_after_commit(deliver_due)
 
 
 @receiver(patient_link_requested, dispatch_uid="notifications.patient_link_requested")
 def on_patient_link_requested(sender: type, patient: Patient, **kwargs: Any) -> None:
     _enqueue_after_commit(send_link_email, patient.pk)
+
+
+@receiver(post_save, sender=AppointmentType, dispatch_uid="notifications.type_created")
+def on_appointment_type_created(
+    sender: type, instance: AppointmentType, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
+    # A new type starts with the default reminder schedule; admins edit it from there.
+    if created and not raw:
+        reminder_rules_install_defaults(appointment_type=instance)

@@ -1,87 +1,459 @@
-"""Patient e-mail that follows a change: confirmations with a calendar file, and secure links.
+"""The outbox: planning patients' messages from appointment changes, and delivering what is due.
 
-Every message carries a fresh secure link (only its hash is stored, so a link cannot be sent
-twice) and follows the minimum-necessary rule: first name, date and time with the zone
-abbreviation, the clinic's neutral name; details sit behind the link.
+Planning (:func:`appointment_messages_plan`) runs inside the booking transaction, through
+booking's ``appointment_changed`` signal, so the rows commit or roll back with the change.
+Delivery is one step, :func:`message_deliver_due`: recover claims of dead workers, claim due rows
+(``SELECT … FOR UPDATE SKIP LOCKED`` then a compare-and-swap pending → sending) and hand batches
+of ids to the send task. :func:`message_send` re-checks everything at send time while holding
+the appointment's row lock, so a cancel that commits first always wins, and a send in flight
+finishes before a cancel or reschedule can re-plan the row.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import random
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from smtplib import SMTPException, SMTPRecipientsRefused
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from booking.ics import appointment_ics
 from booking.models import Appointment, AppointmentStatus, Patient
+from booking.preparation import appointment_preparation
 from booking.services import patient_link_issue
+from notifications.models import (
+    CHANGE_KINDS,
+    Channel,
+    DeliveryAttempt,
+    MessageKind,
+    MessageStatus,
+    OutboundMessage,
+    PhoneOptOut,
+    ReminderRule,
+)
+from notifications.planning import (
+    Timing,
+    before_quiet_hours,
+    in_quiet_hours,
+    quiet_hours_end,
+    reminder_due,
+)
+from notifications.sms import PermanentSendError, TransientSendError, get_backend
 
-EMAILED_CHANGES = ("booked", "rescheduled", "cancelled")
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+CHANGE_NOTICE_LATE_CUTOFF = 24 * 60
+_NOTICE_FOR_CHANGE = {
+    "booked": MessageKind.CONFIRMATION,
+    "rescheduled": MessageKind.RESCHEDULED,
+    "cancelled": MessageKind.CANCELLED,
+}
+
+
+# --- Planning -----------------------------------------------------------------------------------
+
+
+def _patient_channels(patient: Patient) -> list[str]:
+    channels: list[str] = []
+    if patient.email:
+        channels.append(Channel.EMAIL)
+    if patient.sms_consent and patient.phone:
+        channels.append(Channel.SMS)
+    return channels
+
+
+def _row(
+    appointment: Appointment, kind: str, channel: str, due: datetime, cutoff: int, *, now: datetime
+) -> OutboundMessage:
+    location = appointment.location
+    if channel == Channel.SMS:
+        due = before_quiet_hours(
+            due, location.zone, location.quiet_hours_start, location.quiet_hours_end
+        )
+    status, detail = MessageStatus.PENDING, ""
+    if due < now:
+        if now - due > timedelta(minutes=cutoff):
+            status, detail = MessageStatus.SKIPPED, "its time had passed when the visit was booked"
+        due = now
+    return OutboundMessage(
+        appointment=appointment,
+        kind=kind,
+        channel=channel,
+        status=status,
+        due_at=due,
+        appointment_version=appointment.version,
+        late_cutoff_minutes=cutoff,
+        attempts=0,
+        claimed_at=None,
+        sent_at=None,
+        provider_id="",
+        detail=detail,
+    )
+
+
+def _reminder_rows(
+    appointment: Appointment, channels: list[str], rules: Iterable[ReminderRule], *, now: datetime
+) -> list[OutboundMessage]:
+    appointment_type = appointment.appointment_type
+    zone = appointment.location.zone
+    rows = []
+    for rule in rules:
+        due = reminder_due(
+            start=appointment.start,
+            zone=zone,
+            timing=Timing(
+                offset_minutes=rule.offset_minutes,
+                local_time=rule.local_time,
+                days_before=rule.days_before,
+                follows_fasting=rule.kind == MessageKind.EVENING_BEFORE,
+            ),
+            fasting_solids_hours=appointment_type.fasting_solids_hours,
+        )
+        if rule.kind != MessageKind.FOLLOW_UP and due >= appointment.start:
+            continue
+        for channel in channels:
+            if channel in rule.channels:
+                rows.append(
+                    _row(appointment, rule.kind, channel, due, rule.late_cutoff_minutes, now=now)
+                )
+    return rows
+
+
+def _upsert(rows: list[OutboundMessage]) -> None:
+    if rows:
+        OutboundMessage.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["appointment", "kind", "channel"],
+            update_fields=[
+                "status",
+                "due_at",
+                "appointment_version",
+                "late_cutoff_minutes",
+                "attempts",
+                "claimed_at",
+                "sent_at",
+                "provider_id",
+                "detail",
+                "updated_at",
+            ],
+        )
+
+
+def appointment_messages_plan(
+    *, appointment: Appointment, change: str, now: datetime | None = None
+) -> None:
+    """(Re)write ``appointment``'s outbox after ``change``; call inside the change's transaction.
+
+    Booked or moved: a notice now, and every reminder at its time for the (new) start: rows of
+    an earlier version, sent or not, are planned again. Cancelled: every unsent message is
+    cancelled and a cancellation notice planned. Confirmed: the request to confirm is dropped.
+    """
+    now = now or timezone.now()
+    pending = OutboundMessage.objects.filter(
+        appointment=appointment, status__in=[MessageStatus.PENDING, MessageStatus.SENDING]
+    )
+    if change == "confirmed":
+        pending.filter(kind=MessageKind.CONFIRM_REQUEST).update(
+            status=MessageStatus.CANCELLED, detail="the patient confirmed", updated_at=now
+        )
+        return
+    channels = _patient_channels(appointment.patient)
+    if not appointment.is_active:
+        pending.update(
+            status=MessageStatus.CANCELLED,
+            detail=f"appointment {appointment.status}",
+            updated_at=now,
+        )
+        if change == "cancelled" and appointment.start > now:
+            _upsert(
+                [
+                    _row(
+                        appointment,
+                        MessageKind.CANCELLED,
+                        c,
+                        now,
+                        CHANGE_NOTICE_LATE_CUTOFF,
+                        now=now,
+                    )
+                    for c in channels
+                ]
+            )
+        return
+    rows = []
+    notice = _NOTICE_FOR_CHANGE.get(change)
+    if notice is not None:
+        rows += [
+            _row(appointment, notice, c, now, CHANGE_NOTICE_LATE_CUTOFF, now=now) for c in channels
+        ]
+    if change in ("booked", "rescheduled"):
+        rules = ReminderRule.objects.filter(
+            appointment_type_id=appointment.appointment_type_id, is_active=True
+        )
+        rows += _reminder_rows(appointment, channels, rules, now=now)
+    _upsert(rows)
+
+
+# --- Delivery -----------------------------------------------------------------------------------
+
+
+def messages_claim(*, now: datetime, limit: int) -> list[int]:
+    """Claim up to ``limit`` due messages for sending; each id is claimed by one caller only."""
+    with transaction.atomic():
+        ids = list(
+            OutboundMessage.objects.select_for_update(skip_locked=True)
+            .filter(status=MessageStatus.PENDING, due_at__lte=now)
+            .order_by("due_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            claimed = OutboundMessage.objects.filter(
+                id__in=ids, status=MessageStatus.PENDING
+            ).update(status=MessageStatus.SENDING, claimed_at=now)
+            if claimed != len(ids):  # pragma: no cover - the rows are locked by us
+                raise RuntimeError("claimed rows changed under their lock")
+    return ids
+
+
+def messages_recover_stale(*, now: datetime) -> int:
+    """Put back messages claimed by a worker that died before finishing them."""
+    stale = now - timedelta(seconds=settings.OUTBOX_STALE_CLAIM_SECONDS)
+    return OutboundMessage.objects.filter(
+        status=MessageStatus.SENDING, claimed_at__lt=stale
+    ).update(status=MessageStatus.PENDING, claimed_at=None)
+
+
+def message_deliver_due(
+    *,
+    now: datetime | None = None,
+    batch_size: int | None = None,
+    enqueue: Callable[[list[int]], Any] | None = None,
+) -> int:
+    """One sweep: recover stale claims, claim every due message, hand out batches of ids.
+
+    ``enqueue`` receives each batch (default: the ``send_messages`` Celery task). Returns how
+    many messages were claimed.
+    """
+    now = now or timezone.now()
+    batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
+    if enqueue is None:
+        from notifications.tasks import send_messages
+
+        enqueue = send_messages.delay
+    messages_recover_stale(now=now)
+    total = 0
+    while ids := messages_claim(now=now, limit=batch_size):
+        total += len(ids)
+        enqueue(ids)
+    return total
+
+
+def _backoff(attempts: int) -> timedelta:
+    # 1, 2, 4, 8 … minutes with up to 50 % jitter, so a provider outage is not hammered in step.
+    base = 60 * 2 ** (attempts - 1)
+    return timedelta(seconds=base * (1 + random.random() / 2))  # noqa: S311 - jitter, not secrecy
+
+
+def _finish(
+    message: OutboundMessage, status: str, detail: str, *, now: datetime, outcome: str
+) -> str:
+    message.status = status
+    message.detail = detail[:500]
+    message.claimed_at = None
+    message.save(
+        update_fields=[
+            "status",
+            "detail",
+            "claimed_at",
+            "attempts",
+            "due_at",
+            "sent_at",
+            "provider_id",
+            "recipient",
+            "updated_at",
+        ]
+    )
+    DeliveryAttempt.objects.create(message=message, at=now, outcome=outcome, detail=detail[:500])
+    return outcome
+
+
+def _refusal(
+    message: OutboundMessage, appointment: Appointment, *, now: datetime
+) -> tuple[str, str] | None:
+    """Why ``message`` must not go out now, as (status, reason); None when it may."""
+    if message.kind == MessageKind.CANCELLED:
+        if appointment.status != AppointmentStatus.CANCELLED:
+            return MessageStatus.CANCELLED, "the appointment is no longer cancelled"
+    elif not appointment.is_active:
+        return (
+            MessageStatus.CANCELLED,
+            f"the appointment is {appointment.get_status_display().lower()}",
+        )
+    elif message.kind not in CHANGE_KINDS and message.appointment_version != appointment.version:
+        return MessageStatus.CANCELLED, "the appointment changed since this was planned"
+    if now - message.due_at > timedelta(minutes=message.late_cutoff_minutes):
+        return MessageStatus.SKIPPED, "too late to be useful"
+    if message.channel == Channel.SMS:
+        patient = appointment.patient
+        if not patient.sms_consent:
+            return MessageStatus.SKIPPED, "no consent to text messages"
+        if PhoneOptOut.objects.filter(phone=patient.phone).exists():
+            return MessageStatus.SKIPPED, "the number replied STOP"
+        sent_today = OutboundMessage.objects.filter(
+            channel=Channel.SMS,
+            status=MessageStatus.SENT,
+            recipient=patient.phone,
+            sent_at__gt=now - timedelta(hours=24),
+        ).count()
+        if sent_today >= settings.SMS_DAILY_CAP_PER_PHONE:
+            return MessageStatus.SKIPPED, "daily text limit for this number reached"
+    return None
+
+
+def message_send(*, message_id: int, now: datetime | None = None) -> str:
+    """Send one claimed message, or say why not. Returns the outcome recorded."""
+    now = now or timezone.now()
+    appointment_id = (
+        OutboundMessage.objects.filter(pk=message_id)
+        .values_list("appointment_id", flat=True)
+        .first()
+    )
+    if appointment_id is None:
+        return "missing"
+    with transaction.atomic():
+        # The appointment first, as booking services lock it: a cancel or reschedule waits for
+        # this send to finish, or this send sees their result. Never both orders.
+        appointment = (
+            Appointment.objects.select_for_update()
+            .select_related("location", "appointment_type", "patient")
+            .get(pk=appointment_id)
+        )
+        message = OutboundMessage.objects.select_for_update().get(pk=message_id)
+        if message.status != MessageStatus.SENDING:
+            return "not claimed"
+        refusal = _refusal(message, appointment, now=now)
+        if refusal is not None:
+            status, reason = refusal
+            return _finish(message, status, reason, now=now, outcome="skipped")
+        location = appointment.location
+        if message.channel == Channel.SMS and in_quiet_hours(
+            now, location.zone, location.quiet_hours_start, location.quiet_hours_end
+        ):
+            wake = quiet_hours_end(
+                now, location.zone, location.quiet_hours_start, location.quiet_hours_end
+            )
+            if message.kind not in CHANGE_KINDS and wake >= appointment.start:
+                return _finish(
+                    message,
+                    MessageStatus.SKIPPED,
+                    "only quiet hours were left before the visit",
+                    now=now,
+                    outcome="skipped",
+                )
+            message.due_at = wake
+            return _finish(
+                message,
+                MessageStatus.PENDING,
+                "held until quiet hours end",
+                now=now,
+                outcome="postponed",
+            )
+        message.attempts += 1
+        try:
+            recipient, provider_id = _deliver(message, appointment, now=now)
+        except TransientSendError as exc:
+            if message.attempts >= MAX_ATTEMPTS:
+                return _finish(message, MessageStatus.FAILED, str(exc), now=now, outcome="failed")
+            message.due_at = now + _backoff(message.attempts)
+            return _finish(message, MessageStatus.PENDING, str(exc), now=now, outcome="retry")
+        except PermanentSendError as exc:
+            return _finish(message, MessageStatus.FAILED, str(exc), now=now, outcome="failed")
+        message.recipient = recipient
+        message.provider_id = provider_id
+        message.sent_at = now
+        return _finish(message, MessageStatus.SENT, "", now=now, outcome="sent")
+
+
+# --- Rendering and channels ----------------------------------------------------------------------
 
 
 def _link(token: str) -> str:
     return settings.PUBLIC_BASE_URL + reverse("patient-link", args=[token])
 
 
-def _send(
+def message_context(appointment: Appointment, *, link: str) -> dict[str, Any]:
+    """What every message template may use: nothing beyond the minimum a patient needs."""
+    location = appointment.location
+    return {
+        "appointment": appointment,
+        "patient": appointment.patient,
+        "location": location,
+        "zone": location.timezone,
+        "type_name": appointment.appointment_type.public_name,
+        "prep": appointment_preparation(appointment),
+        "link": link,
+    }
+
+
+def _deliver(
+    message: OutboundMessage, appointment: Appointment, *, now: datetime
+) -> tuple[str, str]:
+    link = _link(patient_link_issue(patient=appointment.patient, now=now))
+    context = message_context(appointment, link=link)
+    template = f"notifications/messages/{message.kind}"
+    if message.channel == Channel.SMS:
+        body = " ".join(render_to_string(f"{template}.sms.txt", context).split())
+        to = appointment.patient.phone
+        return to, get_backend().send(to, body)
+    attachment = None
+    if message.kind in CHANGE_KINDS:
+        method = "CANCEL" if message.kind == MessageKind.CANCELLED else "REQUEST"
+        attachment = (
+            "appointment.ics",
+            appointment_ics(appointment, now=now, link=link),
+            f"text/calendar; method={method}; charset=utf-8",
+        )
+    to = appointment.patient.email
+    try:
+        _send_email(template, context, to, attachment)
+    except SMTPRecipientsRefused as exc:
+        raise PermanentSendError(f"recipient refused: {exc}") from exc
+    except (SMTPException, OSError) as exc:
+        raise TransientSendError(f"mail server: {exc}") from exc
+    except Exception as exc:  # provider APIs through anymail raise their own errors
+        status = getattr(exc, "status_code", None)
+        if isinstance(status, int) and 400 <= status < 500 and status != 429:
+            raise PermanentSendError(str(exc)) from exc
+        raise TransientSendError(str(exc)) from exc
+    return to, ""
+
+
+def _send_email(
     template: str,
     context: dict[str, Any],
     to: str,
     attachment: tuple[str, bytes, str] | None = None,
 ) -> None:
     subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
-    message = EmailMultiAlternatives(
+    email = EmailMultiAlternatives(
         subject=subject,
         body=render_to_string(f"{template}.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[to],
     )
-    message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    email.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
     if attachment:
-        message.attach(*attachment)
-    message.send()
-
-
-def appointment_email_send(
-    *, appointment_id: int, change: str, version: int, now: datetime | None = None
-) -> bool:
-    """E-mail the patient about ``change`` of an appointment, with its calendar file.
-
-    Skipped (returns False) when the appointment has changed again since: the newer change
-    brings its own message, and an outdated one must not contradict it.
-    """
-    if change not in EMAILED_CHANGES:
-        raise ValueError(f"no e-mail for {change!r}")
-    now = now or timezone.now()
-    appointment = Appointment.objects.select_related("location", "appointment_type", "patient").get(
-        pk=appointment_id
-    )
-    if appointment.version != version:
-        return False
-    link = _link(patient_link_issue(patient=appointment.patient, now=now))
-    cancelled = appointment.status == AppointmentStatus.CANCELLED
-    context = {
-        "appointment": appointment,
-        "patient": appointment.patient,
-        "location": appointment.location,
-        "zone": appointment.location.timezone,
-        "type_name": appointment.appointment_type.public_name,
-        "link": link,
-        "change": change,
-    }
-    ics = appointment_ics(appointment, now=now, link=link)
-    method = "CANCEL" if cancelled else "REQUEST"
-    _send(
-        f"notifications/email/appointment_{change}",
-        context,
-        appointment.patient.email,
-        ("appointment.ics", ics, f"text/calendar; method={method}; charset=utf-8"),
-    )
-    return True
+        email.attach(*attachment)
+    email.send()
 
 
 def link_email_send(*, patient_id: int, now: datetime | None = None) -> None:
@@ -99,4 +471,48 @@ def link_email_send(*, patient_id: int, now: datetime | None = None) -> None:
         "link": _link(patient_link_issue(patient=patient, now=now)),
         "location": upcoming.location if upcoming else None,
     }
-    _send("notifications/email/link", context, patient.email)
+    _send_email("notifications/email/link", context, patient.email)
+
+
+def reminder_rules_replan(*, appointment_type_id: int, now: datetime | None = None) -> int:
+    """Re-plan the reminders of every future visit of one type after its rules changed.
+
+    Returns how many appointments were re-planned. Each is planned as if just booked, so the
+    result is exactly what a booking now would get; sent rows of the current version stay sent.
+    """
+    now = now or timezone.now()
+    rules = list(
+        ReminderRule.objects.filter(appointment_type_id=appointment_type_id, is_active=True)
+    )
+    kinds = {rule.kind for rule in rules}
+    appointments = (
+        Appointment.objects.active()
+        .filter(appointment_type_id=appointment_type_id, start__gt=now)
+        .select_related("location", "appointment_type", "patient")
+        .order_by("id")
+    )
+    count = 0
+    for appointment in appointments.iterator(chunk_size=2000):
+        with transaction.atomic():
+            done = set(
+                OutboundMessage.objects.filter(
+                    appointment=appointment,
+                    appointment_version=appointment.version,
+                    status__in=[MessageStatus.SENT, MessageStatus.SENDING],
+                ).values_list("kind", "channel")
+            )
+            OutboundMessage.objects.filter(
+                appointment=appointment, status=MessageStatus.PENDING
+            ).exclude(kind__in=[*kinds, *CHANGE_KINDS]).update(
+                status=MessageStatus.CANCELLED, detail="its rule was removed", updated_at=now
+            )
+            rows = [
+                row
+                for row in _reminder_rows(
+                    appointment, _patient_channels(appointment.patient), rules, now=now
+                )
+                if (row.kind, row.channel) not in done
+            ]
+            _upsert(rows)
+        count += 1
+    return count

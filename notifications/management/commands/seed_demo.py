@@ -7,8 +7,10 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from booking.errors import BookingError
-from booking.models import Appointment, Patient
+from booking.intake_defaults import intake_options_install_defaults
+from booking.models import SMS_CONSENT_VERSION, Appointment, Patient
 from booking.services import appointment_book
+from notifications.defaults import reminder_rules_install_defaults
 from scheduling.demo import demo_clinic_create
 from scheduling.models import AppointmentType
 
@@ -21,20 +23,33 @@ DEMO_PATIENTS = (
 
 
 class Command(BaseCommand):
-    help = "Seed the demo clinic: two locations, staff, chairs, types and some bookings."
+    """Lives in notifications, the top of the app stack, because it sets up every layer."""
+
+    help = "Seed the demo clinic: two locations, staff, chairs, types, reminders and bookings."
 
     def handle(self, *args: Any, **options: Any) -> None:
         locations = demo_clinic_create()
+        for location in locations:
+            intake_options_install_defaults(location=location)
+            for appointment_type in AppointmentType.objects.filter(location=location):
+                reminder_rules_install_defaults(appointment_type=appointment_type)
         if Appointment.objects.exists():
             self.stdout.write("Demo clinic already seeded.")
             return
+        now = timezone.now()
         patients = [
             Patient.objects.create(
-                first_name=first, last_name=last, email=email, phone=phone, date_of_birth=born
+                first_name=first,
+                last_name=last,
+                email=email,
+                phone=phone,
+                date_of_birth=born,
+                sms_consent=True,
+                sms_consent_at=now,
+                sms_consent_version=SMS_CONSENT_VERSION,
             )
             for first, last, email, phone, born in DEMO_PATIENTS
         ]
-        now = timezone.now()
         booked = 0
         for week, location in enumerate(locations):
             zone = location.zone

@@ -1,0 +1,200 @@
+"""Reminder rules, the outbox of messages to patients, inbound text messages and opt-outs.
+
+The outbox is the truth about what a patient will be sent: every change of an appointment
+(re)writes its rows in the same transaction. Celery only delivers what is due.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+
+from django.db import models
+from django.db.models import Q
+
+from booking.models import Appointment, Patient
+from scheduling.models import AppointmentType
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    SMS = "sms", "Text message"
+
+
+class MessageKind(models.TextChoices):
+    CONFIRMATION = "confirmation", "Booking confirmation"
+    RESCHEDULED = "rescheduled", "Moved"
+    CANCELLED = "cancelled", "Cancelled"
+    PREP = "prep", "Preparation and escort (~48 h before)"
+    EVENING_BEFORE = "evening_before", "Evening before (fasting)"
+    CONFIRM_REQUEST = "confirm_request", "Reply C to confirm (~24 h before)"
+    MORNING_OF = "morning_of", "Morning of the visit"
+    FOLLOW_UP = "follow_up", "Follow-up after the visit"
+
+
+# Messages that announce a change are due at once and exist for any appointment; the others
+# are reminders planned from the appointment's start and its type's rules.
+CHANGE_KINDS = frozenset({MessageKind.CONFIRMATION, MessageKind.RESCHEDULED, MessageKind.CANCELLED})
+
+
+class ReminderRule(models.Model):
+    """When a reminder of ``kind`` goes out for visits of one type, and on which channels.
+
+    Either ``offset_minutes`` before the start (negative: after it, for a follow-up), or the
+    local wall-clock ``local_time`` ``days_before`` the visit's local date. An evening-before rule
+    moves earlier when the fasting cutoff comes earlier than ``local_time``, so the patient is
+    told before they must stop eating.
+    """
+
+    appointment_type = models.ForeignKey(
+        AppointmentType, on_delete=models.CASCADE, related_name="reminder_rules"
+    )
+    kind = models.CharField(max_length=24, choices=MessageKind.choices)
+    email = models.BooleanField(default=True)
+    sms = models.BooleanField(default=True)
+    offset_minutes = models.IntegerField(null=True, blank=True)
+    local_time = models.TimeField(null=True, blank=True)
+    days_before = models.PositiveSmallIntegerField(default=1)
+    # Past its due time by more than this, a reminder is no longer useful and is skipped.
+    late_cutoff_minutes = models.PositiveIntegerField(default=6 * 60)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["appointment_type", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["appointment_type", "kind"], name="reminder_rule_kind"),
+            models.CheckConstraint(
+                condition=Q(offset_minutes__isnull=False, local_time__isnull=True)
+                | Q(offset_minutes__isnull=True, local_time__isnull=False),
+                name="reminder_rule_one_timing",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.appointment_type}: {self.get_kind_display()}"
+
+    @property
+    def channels(self) -> list[str]:
+        return [c for c, on in ((Channel.EMAIL, self.email), (Channel.SMS, self.sms)) if on]
+
+
+class MessageStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class OutboundMessage(models.Model):
+    """One message to one patient about one appointment, on one channel.
+
+    Unique per (appointment, kind, channel): a sweep that runs twice, or two sweepers at once,
+    cannot produce a second row to send. A reschedule re-plans the same rows for the new time.
+    """
+
+    appointment = models.ForeignKey(
+        Appointment, on_delete=models.CASCADE, related_name="outbound_messages"
+    )
+    kind = models.CharField(max_length=24, choices=MessageKind.choices)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    status = models.CharField(
+        max_length=12, choices=MessageStatus.choices, default=MessageStatus.PENDING
+    )
+    due_at = models.DateTimeField()
+    # The appointment version this row was planned for; the sender refuses a mismatch.
+    appointment_version = models.PositiveIntegerField()
+    late_cutoff_minutes = models.PositiveIntegerField(default=6 * 60)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    recipient = models.CharField(max_length=254, blank=True)
+    provider_id = models.CharField(max_length=128, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["appointment", "kind", "channel"], name="outbound_one_per_kind_channel"
+            ),
+        ]
+        indexes = [
+            # The sweeper's probe: due pending rows, oldest first.
+            models.Index(
+                fields=["due_at"],
+                name="outbound_due_pending",
+                condition=Q(status="pending"),
+            ),
+            models.Index(
+                fields=["claimed_at"],
+                name="outbound_sending_claimed",
+                condition=Q(status="sending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} by {self.channel} for {self.appointment_id}"
+
+
+class DeliveryAttempt(models.Model):
+    """Every try at sending a message, for the front desk's message log."""
+
+    message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE, related_name="tries")
+    at = models.DateTimeField()
+    outcome = models.CharField(max_length=16)
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class PhoneOptOut(models.Model):
+    """A number that replied STOP: nothing is texted to it until it replies START."""
+
+    phone = models.CharField(max_length=32, unique=True)
+    opted_out_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.phone
+
+
+class InboundStatus(models.TextChoices):
+    HANDLED = "handled", "Handled"
+    NEEDS_ATTENTION = "attention", "Needs attention"
+    READ = "read", "Read by staff"
+
+
+class InboundMessage(models.Model):
+    """A text message a patient (or anyone) sent to the clinic's number."""
+
+    provider = models.CharField(max_length=32)
+    provider_message_id = models.CharField(max_length=128)
+    from_phone = models.CharField(max_length=32)
+    body = models.TextField()
+    received_at = models.DateTimeField()
+    patient = models.ForeignKey(
+        Patient, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=16, blank=True)
+    status = models.CharField(max_length=12, choices=InboundStatus.choices)
+    # What we answered, so a provider's retry of the same message gets the same answer.
+    reply = models.CharField(max_length=320, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_message_id"], name="inbound_once_per_provider_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_phone}: {self.body[:30]}"
+
+
+DEFAULT_EVENING_TIME = time(19, 0)

@@ -1,0 +1,85 @@
+"""When each message is due: pure functions of an appointment's start, its clinic's zone and a rule.
+
+Wall-clock rules ("the evening before at 19:00") are computed on the clinic's local calendar and
+converted to UTC at once; offsets ("48 hours before") are real elapsed time. Text messages never go
+out in the clinic's quiet hours: a reminder that would fall inside them moves *earlier*, to just
+before they begin, and is never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+# An evening-before reminder reaches the patient at least this long before they must stop eating.
+FASTING_NOTICE = timedelta(hours=2)
+# A text moved out of quiet hours goes this long before they begin.
+QUIET_MARGIN = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Timing:
+    offset_minutes: int | None
+    local_time: time | None
+    days_before: int
+    follows_fasting: bool = False
+
+
+def wall_clock(zone: ZoneInfo, day: date, moment: time) -> datetime:
+    """The UTC instant of a local wall-clock time. A time skipped by a spring-forward change
+    means the same wall-clock reading just after the gap; a repeated one its first occurrence."""
+    local = datetime.combine(day, moment, tzinfo=zone)
+    return local.astimezone(UTC)
+
+
+def reminder_due(
+    *, start: datetime, zone: ZoneInfo, timing: Timing, fasting_solids_hours: int | None
+) -> datetime:
+    """When a reminder for a visit at ``start`` is due (UTC)."""
+    if timing.offset_minutes is not None:
+        return start - timedelta(minutes=timing.offset_minutes)
+    if timing.local_time is None:
+        raise ValueError("a timing needs an offset or a local time")
+    day = start.astimezone(zone).date() - timedelta(days=timing.days_before)
+    due = wall_clock(zone, day, timing.local_time)
+    if timing.follows_fasting and fasting_solids_hours:
+        # Elapsed hours, as booking.preparation computes the cutoff the patient is shown.
+        solids_stop = start - timedelta(hours=fasting_solids_hours)
+        due = min(due, solids_stop - FASTING_NOTICE)
+    return due
+
+
+def in_quiet_hours(moment: datetime, zone: ZoneInfo, quiet_start: time, quiet_end: time) -> bool:
+    local = moment.astimezone(zone).time()
+    if quiet_start == quiet_end:
+        return False
+    if quiet_start < quiet_end:
+        return quiet_start <= local < quiet_end
+    return local >= quiet_start or local < quiet_end  # the usual case: across midnight
+
+
+def before_quiet_hours(
+    moment: datetime, zone: ZoneInfo, quiet_start: time, quiet_end: time
+) -> datetime:
+    """``moment``, or if it falls in quiet hours, shortly before those quiet hours began."""
+    if not in_quiet_hours(moment, zone, quiet_start, quiet_end):
+        return moment
+    local = moment.astimezone(zone)
+    day = local.date()
+    if quiet_start > quiet_end and local.time() < quiet_end:
+        day -= timedelta(days=1)  # after midnight: the quiet hours began the evening before
+    return wall_clock(zone, day, quiet_start) - QUIET_MARGIN
+
+
+def quiet_hours_end(
+    moment: datetime, zone: ZoneInfo, quiet_start: time, quiet_end: time
+) -> datetime:
+    """The first instant after ``moment`` outside quiet hours (``moment`` itself if it is)."""
+    if not in_quiet_hours(moment, zone, quiet_start, quiet_end):
+        return moment
+    local = moment.astimezone(zone)
+    day = local.date()
+    if quiet_start > quiet_end and local.time() >= quiet_start:
+        day += timedelta(days=1)  # before midnight: they end the next morning
+    return wall_clock(zone, day, quiet_end)
