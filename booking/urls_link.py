@@ -1,5 +1,33 @@
 """The patient's secure-link pages, /a/<token>/."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from booking import link_pages
+
+urlpatterns: list[URLPattern] = [
+    path("", link_pages.link_request, name="patient-link-request"),
+    # Tokens are 43 characters long, so this short path can never shadow one.
+    path("sent/", link_pages.link_requested, name="patient-link-requested"),
+    path("<str:token>/", link_pages.visits, name="patient-link"),
+    path(
+        "<str:token>/<str:reference>/confirm/",
+        link_pages.visit_confirm,
+        name="patient-link-confirm",
+    ),
+    path(
+        "<str:token>/<str:reference>/escort/", link_pages.visit_escort, name="patient-link-escort"
+    ),
+    path(
+        "<str:token>/<str:reference>/reschedule/",
+        link_pages.visit_reschedule,
+        name="patient-link-reschedule",
+    ),
+    path(
+        "<str:token>/<str:reference>/cancel/", link_pages.visit_cancel, name="patient-link-cancel"
+    ),
+    path(
+        "<str:token>/<str:reference>/calendar.ics",
+        link_pages.visit_calendar,
+        name="patient-link-ics",
+    ),
+]

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import django_stubs_ext
 from environs import Env, EnvError
-from marshmallow.validate import OneOf
+from marshmallow.validate import OneOf, Range
 
 # Lets the admin and querysets be subscripted at run time as the type stubs describe them.
 django_stubs_ext.monkeypatch()
@@ -100,7 +100,7 @@ TEMPLATES = [
 # SQLite is the embedded default: WAL lets readers run beside the writer, and IMMEDIATE
 # transactions take the write lock at BEGIN, so a booking's check and write cannot interleave
 # with another's (PostgreSQL gets an exclusion constraint instead; see booking.models).
-CONN_MAX_AGE = env.int("CONN_MAX_AGE", default=60)
+CONN_MAX_AGE = env.int("CONN_MAX_AGE", default=60, validate=Range(min=0))
 if env.str("DATABASE_URL", default=""):
     _db = env.dj_db_url("DATABASE_URL", conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
     if _db["ENGINE"] not in (
@@ -110,6 +110,8 @@ if env.str("DATABASE_URL", default=""):
         raise ImproperlyConfiguredError(
             f"DATABASE_URL must be a postgres:// or sqlite:// URL, not {_db['ENGINE']}"
         )
+    if not _db.get("NAME"):
+        raise ImproperlyConfiguredError("DATABASE_URL must name a database")
 else:
     _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "chairside.sqlite3")}
 if _db["ENGINE"] == "django.db.backends.sqlite3":

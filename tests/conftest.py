@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date, time
 
 import pytest
 from django.db import connection
 
-from booking.models import Patient
+from booking.models import Appointment, Patient
+from booking.signals import appointment_changed
 from scheduling.defaults import appointment_types_install_defaults
 from scheduling.models import (
+    AppointmentKind,
     AppointmentType,
     Location,
     Resource,
     ResourceKind,
+    ResourceRequirement,
     StaffRole,
     WorkingHours,
 )
@@ -109,3 +113,153 @@ def make_patient(db: None) -> Callable[..., Patient]:
         return Patient.objects.create(**values)
 
     return make
+
+
+# --- Small factories, for tests that need a clinic shaped differently from ``clinic`` ----------
+
+Hours = Iterable[tuple[time, time]]
+
+
+@pytest.fixture
+def make_location(db: None) -> Callable[..., Location]:
+    def make(**fields: object) -> Location:
+        n = next(_serial)
+        values: dict[str, object] = {
+            "slug": f"site-{n}",
+            "name": f"Site {n} Ketamine Clinic",
+            "public_name": f"Site {n} Health",
+            "timezone": "America/New_York",
+        }
+        values.update(fields)
+        return Location.objects.create(**values)
+
+    return make
+
+
+@pytest.fixture
+def make_resource(db: None) -> Callable[..., Resource]:
+    """A resource open every day during ``hours`` (08:00-18:00 unless told)."""
+
+    def make(
+        location: Location,
+        kind: str,
+        *,
+        role: str = "",
+        capacity: int = 1,
+        name: str = "",
+        hours: Hours = ((time(8), time(18)),),
+    ) -> Resource:
+        resource = Resource.objects.create(
+            location=location,
+            kind=kind,
+            role=role,
+            capacity=capacity,
+            name=name or f"{role or kind} {next(_serial)}",
+        )
+        for start, end in hours:
+            open_every_day(resource, start, end)
+        return resource
+
+    return make
+
+
+@pytest.fixture
+def make_type(db: None) -> Callable[..., AppointmentType]:
+    """An appointment type with the given requirements, each a dict of ResourceRequirement
+    fields (``{"resource_kind": "chair", "buffer_after_minutes": 10}``). No notice by default,
+    so tests choose the rule they exercise."""
+
+    def make(
+        location: Location,
+        *,
+        duration: int,
+        needs: Iterable[Mapping[str, object]],
+        **fields: object,
+    ) -> AppointmentType:
+        n = next(_serial)
+        values: dict[str, object] = {
+            "slug": f"type-{n}",
+            "name": f"Internal type {n}",
+            "public_name": f"Visit {n}",
+            "kind": AppointmentKind.INFUSION,
+            "duration_minutes": duration,
+            "min_notice_minutes": 0,
+            "bookable_online": True,
+        }
+        values.update(fields)
+        appointment_type = AppointmentType.objects.create(location=location, **values)
+        ResourceRequirement.objects.bulk_create(
+            ResourceRequirement(appointment_type=appointment_type, **need) for need in needs
+        )
+        return AppointmentType.objects.select_related("location").get(pk=appointment_type.pk)
+
+    return make
+
+
+CHAIR_ONLY: tuple[Mapping[str, object], ...] = ({"resource_kind": ResourceKind.CHAIR},)
+
+
+@pytest.fixture
+def one_chair(make_location, make_resource, make_type) -> AppointmentType:
+    """A 90-minute visit whose only need is the single chair of its location, no turnover."""
+    location = make_location()
+    make_resource(location, ResourceKind.CHAIR, name="The chair")
+    return make_type(location, duration=90, needs=CHAIR_ONLY)
+
+
+@pytest.fixture
+def count_overlaps(db: None) -> Callable[[], int]:
+    """Pairs of active allocations on the same lane of a resource whose times overlap."""
+
+    def count() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT count(*)
+                FROM booking_allocation a
+                JOIN booking_allocation b
+                  ON a.id < b.id
+                 AND a.resource_id = b.resource_id
+                 AND a.lane = b.lane
+                 AND a.start < b."end"
+                 AND b.start < a."end"
+                WHERE a.active AND b.active
+                """
+            )
+            (pairs,) = cursor.fetchone()
+        return int(pairs)
+
+    return count
+
+
+@dataclass(frozen=True)
+class Announcement:
+    change: str
+    appointment_id: int
+    version: int
+    in_transaction: bool
+
+
+@pytest.fixture
+def announcements() -> Iterator[list[Announcement]]:
+    """Every ``appointment_changed`` sent while the test runs, with whether it came inside a
+    transaction (receivers must be able to write in the same one)."""
+    heard: list[Announcement] = []
+
+    def receiver(
+        sender: object, *, appointment: Appointment, change: str, **kwargs: object
+    ) -> None:
+        heard.append(
+            Announcement(
+                change=change,
+                appointment_id=appointment.pk,
+                version=appointment.version,
+                in_transaction=connection.in_atomic_block,
+            )
+        )
+
+    appointment_changed.connect(receiver, dispatch_uid="tests-announcements")
+    try:
+        yield heard
+    finally:
+        appointment_changed.disconnect(dispatch_uid="tests-announcements")
