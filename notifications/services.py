@@ -51,6 +51,17 @@ from notifications.sms import PermanentSendError, TransientSendError, get_backen
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# Reminders still sent when the visit is booked after their time (see _row); change notices are
+# always due at once.
+CATCH_UP_KINDS = frozenset(
+    {
+        MessageKind.CONFIRMATION,
+        MessageKind.RESCHEDULED,
+        MessageKind.CANCELLED,
+        MessageKind.PREP,
+        MessageKind.EVENING_BEFORE,
+    }
+)
 CHANGE_NOTICE_LATE_CUTOFF = 24 * 60
 _NOTICE_FOR_CHANGE = {
     "booked": MessageKind.CONFIRMATION,
@@ -81,7 +92,10 @@ def _row(
         )
     status, detail = MessageStatus.PENDING, ""
     if due < now:
-        if now - due > timedelta(minutes=cutoff):
+        # Planned late (a visit booked or moved at short notice): preparation still matters and
+        # goes at once while it is useful; anything else is already covered by the notice the
+        # patient gets for the booking itself.
+        if kind not in CATCH_UP_KINDS or now - due > timedelta(minutes=cutoff):
             status, detail = MessageStatus.SKIPPED, "its time had passed when the visit was booked"
         due = now
     return OutboundMessage(
