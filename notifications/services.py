@@ -347,7 +347,7 @@ def message_send(*, message_id: int, now: datetime | None = None) -> str:
         # The appointment first, as booking services lock it: a cancel or reschedule waits for
         # this send to finish, or this send sees their result. Never both orders.
         appointment = (
-            Appointment.objects.select_for_update()
+            Appointment.objects.select_for_update(of=("self",), no_key=True)
             .select_related("location", "appointment_type", "patient")
             .get(pk=appointment_id)
         )
