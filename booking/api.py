@@ -37,7 +37,7 @@ from booking.idempotency import Answer, idempotent, key_problem
 from booking.models import Appointment, AppointmentStatus
 from booking.selectors import available_slots
 from booking.services import IntakeAnswers, PatientDetails, consultation_book_online
-from booking.throttle import client_address, rate_limit_hit
+from booking.throttle import booking_rate_limit
 from booking.validators import normalize_phone, validate_date_of_birth
 from scheduling.models import AppointmentType, Location
 
@@ -193,8 +193,6 @@ class Availability(APIView):
 MAX_BODY_BYTES = 64 * 1024
 # Requests per client address and hour, refused or not: a person books a handful of times at
 # most, and a script probing slots or patients is slowed to a crawl.
-BOOKINGS_PER_WINDOW = 20
-BOOKING_WINDOW_SECONDS = 3600
 IDEMPOTENCY_SCOPE = "api.bookings.create"
 MAX_CONDITIONS = 20
 MAX_SCREENING_ANSWERS = 40
@@ -240,11 +238,7 @@ class BookingThrottle(BaseThrottle):
         self.retry_after: int | None = None
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        self.retry_after = rate_limit_hit(
-            f"booking:{client_address(request)}",
-            limit=BOOKINGS_PER_WINDOW,
-            window=BOOKING_WINDOW_SECONDS,
-        )
+        self.retry_after = booking_rate_limit(request)
         return self.retry_after is None
 
     def wait(self) -> float | None:

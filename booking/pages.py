@@ -25,13 +25,9 @@ from booking.forms import BookingDetailsForm, parse_start
 from booking.models import Appointment
 from booking.selectors import available_slots
 from booking.services import consultation_book_online
-from booking.throttle import client_address, rate_limit_hit
+from booking.throttle import booking_rate_limit
 from scheduling.models import AppointmentType, Location
 
-# Confirmations per client address and hour: plenty for a family booking together, too few to
-# fill a prescriber's week from one machine.
-CONFIRM_LIMIT = 10
-CONFIRM_WINDOW = 3600
 STRIP_DAYS = 7
 SESSION_KEY = "book_done"
 
@@ -405,9 +401,7 @@ def book_confirm(request: HttpRequest, location_slug: str, type_slug: str) -> Ht
     if request.method == "GET":
         # A reload or a bookmark of a step that only answers a form: start from the times.
         return redirect(_slots_url(location, appointment_type, None))
-    wait = rate_limit_hit(
-        f"book-confirm:{client_address(request)}", limit=CONFIRM_LIMIT, window=CONFIRM_WINDOW
-    )
+    wait = booking_rate_limit(request)
     if wait is not None:
         response = render(
             request,

@@ -52,3 +52,15 @@ def rate_limit_hit(key: str, *, limit: int, window: int, now: float | None = Non
     if count > limit:
         return max(1, (bucket + 1) * window - int(now))
     return None
+
+
+# Online bookings per client address and hour, the page and the API counted together: plenty for
+# a family booking together, too few to fill a prescriber's week from one machine.
+BOOKINGS_PER_HOUR = 10
+
+
+def booking_rate_limit(request: HttpRequest) -> int | None:
+    """Count one online booking attempt from this client; seconds to wait when over the limit."""
+    return rate_limit_hit(
+        f"booking:{client_address(request)}", limit=BOOKINGS_PER_HOUR, window=3600
+    )

@@ -22,7 +22,7 @@ import time_machine
 from django.core.cache import cache
 from django.test import Client
 
-from booking import api
+from booking import api, throttle
 from booking.models import (
     SMS_CONSENT_VERSION,
     Allocation,
@@ -703,7 +703,7 @@ def test_a_lower_django_upload_limit_is_honoured(clinic, client, settings):
 
 
 def test_the_rate_limit_answers_429_with_retry_after(clinic, client, monkeypatch):
-    monkeypatch.setattr(api, "BOOKINGS_PER_WINDOW", 2)
+    monkeypatch.setattr(throttle, "BOOKINGS_PER_HOUR", 2)
     for day in ("2026-06-03", "2026-06-04"):
         assert post(client, new_booking(start=f"{day}T10:00:00-04:00")).status_code == 201
 
@@ -721,7 +721,7 @@ def test_the_rate_limit_answers_429_with_retry_after(clinic, client, monkeypatch
 def test_the_rate_limit_holds_under_parallel_requests(monkeypatch):
     # The limit is counted before the body is read, so empty bodies (400s) count too: the test
     # needs no database, only the shared cache and real threads.
-    monkeypatch.setattr(api, "BOOKINGS_PER_WINDOW", 5)
+    monkeypatch.setattr(throttle, "BOOKINGS_PER_HOUR", 5)
     workers = 24
     barrier = threading.Barrier(workers, timeout=BARRIER_TIMEOUT)
     answers: list[tuple[int, str | None]] = []
@@ -843,7 +843,7 @@ def person(n: int) -> Body:
 def test_fifty_people_posting_for_one_slot_get_one_booking_over_http(
     consultation, live_server, monkeypatch, count_overlaps
 ):
-    monkeypatch.setattr(api, "BOOKINGS_PER_WINDOW", 1000)
+    monkeypatch.setattr(throttle, "BOOKINGS_PER_HOUR", 1000)
 
     replies = race(live_server.url, [person(n) for n in range(50)])
 
@@ -863,7 +863,7 @@ def test_fifty_people_posting_for_one_slot_get_one_booking_over_http(
 def test_concurrent_retries_with_one_key_make_one_booking_over_http(
     consultation, live_server, monkeypatch
 ):
-    monkeypatch.setattr(api, "BOOKINGS_PER_WINDOW", 1000)
+    monkeypatch.setattr(throttle, "BOOKINGS_PER_HOUR", 1000)
     real_book = api.consultation_book_online
     runs: list[int] = []
 
