@@ -117,12 +117,6 @@ def _page_url(token: str, appointment: Appointment | None = None) -> str:
     return f"{url}#visit-{appointment.reference}" if appointment else url
 
 
-def online_changes_close_at(appointment: Appointment) -> datetime:
-    """The last moment the patient may move or cancel the visit themselves; the services'
-    cutoff check refuses anything later."""
-    return appointment.start - timedelta(hours=appointment.location.late_cancel_hours)
-
-
 @dataclass
 class VisitCard:
     """One visit as its patient sees it, with what they may still do about it."""
@@ -145,7 +139,7 @@ def _card(
     local_day = appointment.start.astimezone(appointment.location.zone).date()
     future = appointment.start > now
     changeable = appointment.status in CHANGEABLE_STATUSES and future
-    change_open = changeable and now <= online_changes_close_at(appointment)
+    change_open = changeable and now <= appointment.online_changes_close_at
     if escort_form is None and changeable and prep.escort_required:
         escort_form = EscortForm(
             prefix=appointment.reference,

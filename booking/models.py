@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
@@ -176,6 +176,12 @@ class Appointment(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def online_changes_close_at(self) -> datetime:
+        """The last moment the patient may move or cancel the visit themselves (the location's
+        late-change cutoff); after it only the front desk can."""
+        return self.start - timedelta(hours=self.location.late_cancel_hours)
 
 
 class Allocation(models.Model):
