@@ -31,6 +31,17 @@ CONFIRM_WORDS = frozenset({"C", "YES", "Y", "CONFIRM", "CONFIRMED"})
 CONFIRM_WINDOW = timedelta(days=7)
 
 
+# Words that may stand beside a confirmation without changing it: "Yes please", "C thanks".
+POLITE = frozenset(
+    {"PLEASE", "THANKS", "THANK", "YOU", "OK", "OKAY", "SEE", "THERE", "WILL", "BE", "I"}
+)
+
+
+def _is_confirmation(body: str) -> bool:
+    words = re.findall(r"[A-Za-z-]+", body.upper())
+    return bool(words) and words[0] in CONFIRM_WORDS and set(words[1:]) <= POLITE
+
+
 def _keyword(body: str) -> str:
     words = re.findall(r"[A-Za-z-]+", body.upper())
     return words[0] if words else ""
@@ -98,7 +109,7 @@ def inbound_sms_handle(
             elif keyword in HELP_WORDS:
                 action = "help"
                 reply = f"{_signature(location)}. Appointment reminders. Reply STOP to stop texts."
-            elif keyword in CONFIRM_WORDS and len(body.strip()) <= 12:
+            elif _is_confirmation(body):
                 action = "confirm"
                 reply = _confirm(patients, location, now)
                 if not reply:

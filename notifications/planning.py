@@ -37,6 +37,9 @@ def reminder_due(
     *, start: datetime, zone: ZoneInfo, timing: Timing, fasting_solids_hours: int | None
 ) -> datetime:
     """When a reminder for a visit at ``start`` is due (UTC)."""
+    # Offsets are elapsed time: subtracting from a zone-aware local time would be wall-clock
+    # arithmetic in Python, an hour off across a change of clocks.
+    start = start.astimezone(UTC)
     if timing.offset_minutes is not None:
         return start - timedelta(minutes=timing.offset_minutes)
     if timing.local_time is None:

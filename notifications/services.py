@@ -86,18 +86,19 @@ def _row(
     appointment: Appointment, kind: str, channel: str, due: datetime, cutoff: int, *, now: datetime
 ) -> OutboundMessage:
     location = appointment.location
+    status, detail = MessageStatus.PENDING, ""
+    # Lateness is judged on the rule's own time: a text that quiet hours would have moved into
+    # the past is held until they end (at send time), not dropped.
+    if due < now and (kind not in CATCH_UP_KINDS or now - due > timedelta(minutes=cutoff)):
+        # Planned late (a visit booked or moved at short notice): preparation still matters and
+        # goes at once while it is useful; anything else is already covered by the notice the
+        # patient gets for the booking itself.
+        status, detail = MessageStatus.SKIPPED, "its time had passed when the visit was booked"
     if channel == Channel.SMS:
         due = before_quiet_hours(
             due, location.zone, location.quiet_hours_start, location.quiet_hours_end
         )
-    status, detail = MessageStatus.PENDING, ""
-    if due < now:
-        # Planned late (a visit booked or moved at short notice): preparation still matters and
-        # goes at once while it is useful; anything else is already covered by the notice the
-        # patient gets for the booking itself.
-        if kind not in CATCH_UP_KINDS or now - due > timedelta(minutes=cutoff):
-            status, detail = MessageStatus.SKIPPED, "its time had passed when the visit was booked"
-        due = now
+    due = max(due, now)
     return OutboundMessage(
         appointment=appointment,
         kind=kind,
@@ -121,6 +122,11 @@ def _reminder_rows(
     zone = appointment.location.zone
     rows = []
     for rule in rules:
+        if (
+            rule.kind == MessageKind.CONFIRM_REQUEST
+            and appointment.status != AppointmentStatus.BOOKED
+        ):
+            continue  # already confirmed: never ask again
         due = reminder_due(
             start=appointment.start,
             zone=zone,
@@ -492,9 +498,20 @@ def reminder_rules_replan(*, appointment_type_id: int, now: datetime | None = No
     """Re-plan the reminders of every future visit of one type after its rules changed.
 
     Returns how many appointments were re-planned. Each is planned as if just booked, so the
-    result is exactly what a booking now would get; sent rows of the current version stay sent.
+    result is exactly what a booking now would get, with three exceptions: rows already sent
+    (or being sent) for the visit's current version stay as they are; a visit the patient has
+    confirmed keeps its request-to-confirm rows as they are; and a pending reminder that no
+    rule plans any more (rule removed, channel switched off) is cancelled. On PostgreSQL this
+    runs as one set-based statement (:mod:`notifications.replan`); elsewhere visit by visit in
+    batches, with the same result.
     """
+    from django.db import connection
+
+    from notifications.replan import NO_LONGER_PLANNED, RULE_REMOVED, replan_sql
+
     now = now or timezone.now()
+    if connection.vendor == "postgresql":
+        return replan_sql(appointment_type_id=appointment_type_id, now=now)
     rules = list(
         ReminderRule.objects.filter(appointment_type_id=appointment_type_id, is_active=True)
     )
@@ -505,28 +522,61 @@ def reminder_rules_replan(*, appointment_type_id: int, now: datetime | None = No
         .select_related("location", "appointment_type", "patient")
         .order_by("id")
     )
-    count = 0
-    for appointment in appointments.iterator(chunk_size=2000):
-        with transaction.atomic():
-            done = set(
-                OutboundMessage.objects.filter(
-                    appointment=appointment,
-                    appointment_version=appointment.version,
-                    status__in=[MessageStatus.SENT, MessageStatus.SENDING],
-                ).values_list("kind", "channel")
+
+    def replan(batch: list[Appointment]) -> None:
+        by_id = {appointment.pk: appointment for appointment in batch}
+        existing = list(
+            OutboundMessage.objects.filter(appointment_id__in=by_id)
+            .exclude(kind__in=CHANGE_KINDS)
+            .values_list("id", "appointment_id", "kind", "channel", "status", "appointment_version")
+        )
+
+        def kept(appointment_id: int, kind: str) -> bool:
+            # A visit the patient confirmed is not asked to confirm again.
+            return not (
+                kind == MessageKind.CONFIRM_REQUEST
+                and by_id[appointment_id].status != AppointmentStatus.BOOKED
             )
-            OutboundMessage.objects.filter(
-                appointment=appointment, status=MessageStatus.PENDING
-            ).exclude(kind__in=[*kinds, *CHANGE_KINDS]).update(
-                status=MessageStatus.CANCELLED, detail="its rule was removed", updated_at=now
+
+        done = {
+            (appointment_id, kind, channel)
+            for _, appointment_id, kind, channel, status, version in existing
+            if version == by_id[appointment_id].version
+            and status in (MessageStatus.SENT, MessageStatus.SENDING)
+        }
+        rows = [
+            row
+            for appointment in batch
+            for row in _reminder_rows(
+                appointment, _patient_channels(appointment.patient), rules, now=now
             )
-            rows = [
-                row
-                for row in _reminder_rows(
-                    appointment, _patient_channels(appointment.patient), rules, now=now
+            if kept(appointment.pk, row.kind)
+        ]
+        planned = {(row.appointment_id, row.kind, row.channel) for row in rows}
+        stale: dict[str, list[int]] = {RULE_REMOVED: [], NO_LONGER_PLANNED: []}
+        for message_id, appointment_id, kind, channel, status, _ in existing:
+            if (
+                status == MessageStatus.PENDING
+                and (appointment_id, kind, channel) not in planned
+                and kept(appointment_id, kind)
+            ):
+                stale[NO_LONGER_PLANNED if kind in kinds else RULE_REMOVED].append(message_id)
+        for detail, ids in stale.items():
+            if ids:
+                OutboundMessage.objects.filter(id__in=ids).update(
+                    status=MessageStatus.CANCELLED, detail=detail, updated_at=now
                 )
-                if (row.kind, row.channel) not in done
-            ]
-            _upsert(rows)
-        count += 1
+        _upsert([row for row in rows if (row.appointment_id, row.kind, row.channel) not in done])
+
+    count = 0
+    batch: list[Appointment] = []
+    with transaction.atomic():
+        for appointment in appointments.iterator(chunk_size=500):
+            batch.append(appointment)
+            if len(batch) == 500:
+                replan(batch)
+                count, batch = count + len(batch), []
+        if batch:
+            replan(batch)
+            count += len(batch)
     return count

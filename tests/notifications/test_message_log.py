@@ -1,0 +1,250 @@
+"""The front desk's message log at /staff/messages/: what needs attention, and every message with
+its state and attempts, in a bounded number of queries."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from booking.models import Appointment, Patient
+from booking.services import appointment_book, appointment_cancel, appointment_escort_update
+from notifications import sms
+from notifications.models import (
+    Channel,
+    MessageKind,
+    MessageStatus,
+    OutboundMessage,
+)
+from notifications.services import message_deliver_due, message_send
+from notifications.sms import BaseBackend, PermanentSendError, TransientSendError
+from scheduling.models import AppointmentType
+
+NEW_YORK = ZoneInfo("America/New_York")
+NOW = datetime(2026, 10, 5, 16, tzinfo=UTC)  # 12:00 EDT
+URL = "/staff/messages/"
+REFUSED = "Twilio 400: not a mobile number"
+BUSY = "Twilio 503: try later"
+
+
+class RefusingBackend(BaseBackend):
+    """A provider that will never deliver to this number."""
+
+    def send(self, to: str, body: str) -> str:
+        raise PermanentSendError(REFUSED)
+
+
+class BusyBackend(BaseBackend):
+    """A provider that is down for now."""
+
+    def send(self, to: str, body: str) -> str:
+        raise TransientSendError(BUSY)
+
+
+@pytest.fixture(autouse=True)
+def channels(settings, time_machine) -> Iterator[None]:
+    settings.SMS_BACKEND = "notifications.sms.LocmemBackend"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.PUBLIC_BASE_URL = "https://clinic.example"
+    time_machine.move_to(NOW, tick=False)
+    sms.outbox.clear()
+    yield
+    sms.outbox.clear()
+
+
+@pytest.fixture
+def desk(django_user_model, client: Client) -> Client:
+    user = django_user_model.objects.create_user(
+        username="frontdesk", password="a long enough passphrase", is_staff=True
+    )
+    client.force_login(user)
+    return client
+
+
+def at(days: int, hour: int) -> datetime:
+    """``hour`` o'clock in New York, ``days`` after today there, in UTC."""
+    day = NOW.astimezone(NEW_YORK).date() + timedelta(days=days)
+    return datetime.combine(day, time(hour), tzinfo=NEW_YORK).astimezone(UTC)
+
+
+@pytest.fixture
+def book(make_patient) -> Callable[..., Appointment]:
+    def run(appointment_type: AppointmentType, start: datetime, name: str) -> Appointment:
+        first, last = name.split()
+        patient: Patient = make_patient(first_name=first, last_name=last, sms_consent=True)
+        return appointment_book(
+            appointment_type=appointment_type, patient=patient, start=start, now=NOW
+        )
+
+    return run
+
+
+def sweep(now: datetime) -> int:
+    def send(ids: list[int]) -> None:
+        for message_id in ids:
+            message_send(message_id=message_id, now=now)
+
+    return message_deliver_due(now=now, enqueue=send)
+
+
+def section(page: str, anchor: str) -> str:
+    return page.split(f'id="{anchor}"', 1)[1].split("</section>", 1)[0]
+
+
+def log_rows(page: str) -> list[str]:
+    body = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return re.findall(r"<tr>(.*?)</tr>", body, re.DOTALL)
+
+
+# --- Who may see it ------------------------------------------------------------------------
+
+
+def test_it_sends_anonymous_visitors_to_the_login_page(client: Client, db: None) -> None:
+    response = client.get(URL)
+
+    assert response.status_code == 302
+    assert "login" in response["Location"]
+    assert "next=/staff/messages/" in response["Location"]
+
+
+def test_it_sends_a_logged_in_non_staff_user_to_the_login_page(
+    client: Client, django_user_model
+) -> None:
+    client.force_login(django_user_model.objects.create_user(username="patient", password="x"))
+
+    response = client.get(URL)
+
+    assert response.status_code == 302
+    assert "login" in response["Location"]
+
+
+# --- What it shows -------------------------------------------------------------------------
+
+
+def test_it_shows_every_message_with_its_state_and_attempts(
+    settings, desk: Client, infusion, book
+) -> None:
+    appointment = book(infusion, at(3, 10), "Alice Smith")
+    settings.SMS_BACKEND = f"{__name__}.RefusingBackend"
+    sweep(NOW)
+
+    page = desk.get(URL).content.decode()
+
+    rows = log_rows(page)
+    messages = OutboundMessage.objects.filter(appointment=appointment)
+    assert len(rows) == messages.count() > 0
+    assert all(appointment.reference in r and "Alice Smith" in r for r in rows)
+    for message in messages:
+        label = f"{message.get_kind_display()} · {message.get_channel_display()}"
+        (shown,) = [r for r in rows if html.escape(label) in r]
+        assert message.get_status_display() in shown
+    failed = next(r for r in rows if "Booking confirmation · Text message" in r)
+    assert "Failed" in failed
+    assert f"failed: {REFUSED}" in failed
+    sent = next(r for r in rows if "Booking confirmation · E-mail" in r)
+    assert "Sent" in sent
+    assert re.search(r"\d:\d\d [AP]M EDT sent", sent)
+    pending = next(
+        r for r in rows if html.escape("Preparation and escort (~48 h before) · E-mail") in r
+    )
+    assert "Pending" in pending
+    assert "—" in pending  # no attempt yet
+
+
+def test_it_lists_failed_messages_for_the_front_desk(
+    settings, desk: Client, infusion, book
+) -> None:
+    book(infusion, at(3, 10), "Alice Smith")
+    settings.SMS_BACKEND = f"{__name__}.RefusingBackend"
+    sweep(NOW)
+
+    failed = section(desk.get(URL).content.decode(), "failed")
+
+    assert "Booking confirmation by text message to Alice Smith" in failed
+    assert REFUSED in failed
+    assert "by e-mail" not in failed
+
+
+def test_a_message_being_retried_shows_each_attempt_and_is_not_listed_as_failed(
+    settings, desk: Client, infusion, book
+) -> None:
+    appointment = book(infusion, at(3, 10), "Alice Smith")
+    settings.SMS_BACKEND = f"{__name__}.BusyBackend"
+    sweep(NOW)
+
+    page = desk.get(URL).content.decode()
+
+    message = OutboundMessage.objects.get(
+        appointment=appointment, kind=MessageKind.CONFIRMATION, channel=Channel.SMS
+    )
+    assert (message.status, message.attempts) == (MessageStatus.PENDING, 1)
+    row = next(r for r in log_rows(page) if "Booking confirmation · Text message" in r)
+    assert f"retry: {BUSY}" in row
+    assert "None." in section(page, "failed")
+
+
+def test_it_lists_visits_within_a_day_whose_escort_is_not_confirmed(
+    desk: Client, infusion, consultation, book
+) -> None:
+    book(infusion, at(1, 10), "Alice Listed")  # 22 h away, nobody named to take her home
+    escorted = book(infusion, at(1, 10), "Bea Escorted")
+    appointment_escort_update(
+        appointment=escorted, name="Sam Escort", phone="+12125550177", now=NOW
+    )
+    book(infusion, at(2, 10), "Cal Later")  # 46 h away: the 48 h reminder still asks
+    book(consultation, at(1, 11), "Dee Consult")  # no escort needed
+    appointment_cancel(appointment=book(infusion, at(1, 12), "Eve Cancelled"), now=NOW)
+
+    escorts = section(desk.get(URL).content.decode(), "escorts")
+
+    assert "Alice Listed" in escorts
+    assert "10:00 AM EDT" in escorts
+    for name in ("Bea Escorted", "Cal Later", "Dee Consult", "Eve Cancelled"):
+        assert name not in escorts, name
+
+
+def test_the_status_filter_shows_only_messages_in_that_state(
+    settings, desk: Client, infusion, book
+) -> None:
+    book(infusion, at(3, 10), "Alice Smith")
+    settings.SMS_BACKEND = f"{__name__}.RefusingBackend"
+    sweep(NOW)
+
+    rows = log_rows(desk.get(URL, {"status": MessageStatus.FAILED}).content.decode())
+
+    assert len(rows) == OutboundMessage.objects.filter(status=MessageStatus.FAILED).count() == 1
+
+
+# --- Cost ----------------------------------------------------------------------------------
+
+
+def test_its_queries_do_not_grow_with_the_number_of_messages(
+    settings, desk: Client, infusion, consultation, book, django_assert_max_num_queries
+) -> None:
+    def page_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert desk.get(URL).status_code == 200
+        return len(queries)
+
+    settings.SMS_BACKEND = f"{__name__}.RefusingBackend"
+    book(infusion, at(1, 10), "Alice One")
+    sweep(NOW)
+    few = page_queries()
+
+    for n, days in enumerate((1, 2, 2, 3, 3, 4)):
+        hour = 10 + 2 * (n % 2) if days > 1 else 14
+        book(infusion, at(days, hour), f"Pat Many{n}")
+    book(consultation, at(1, 16), "Dee Consult")
+    sweep(NOW + timedelta(minutes=1))
+    assert OutboundMessage.objects.count() > 40
+
+    assert page_queries() == few
+    with django_assert_max_num_queries(8):
+        desk.get(URL)
