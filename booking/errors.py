@@ -37,3 +37,11 @@ class InvalidTransition(BookingError):
 
     status = 409
     code = "invalid_transition"
+
+
+class NotEligible(BookingError):
+    """No approval in force allows this patient this kind of visit (declined, expired, used up,
+    or never decided)."""
+
+    status = 422
+    code = "not_eligible"

@@ -12,7 +12,7 @@ for a new secure link and a patient matched: notifications sends it to the addre
 
 from django.dispatch import Signal
 
-CHANGES = ("booked", "rescheduled", "cancelled", "confirmed")
+CHANGES = ("booked", "rescheduled", "cancelled", "confirmed", "on_hold", "resumed")
 
 appointment_changed = Signal()
 patient_link_requested = Signal()

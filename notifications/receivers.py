@@ -41,7 +41,7 @@ def _enqueue_after_commit(task: Task, *args: Any) -> None:
 def on_appointment_changed(
     sender: type, appointment: Appointment, change: str, **kwargs: Any
 ) -> None:
-    appointment_messages_plan(appointment=appointment, change=change)
+    appointment_messages_plan(appointment=appointment, change=change, now=kwargs.get("now"))
     if change in ("booked", "rescheduled", "cancelled"):
         _enqueue_after_commit(deliver_due)
 

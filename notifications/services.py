@@ -215,7 +215,7 @@ def appointment_messages_plan(
         rows += [
             _row(appointment, notice, c, now, CHANGE_NOTICE_LATE_CUTOFF, now=now) for c in channels
         ]
-    if change in ("booked", "rescheduled"):
+    if change in ("booked", "rescheduled", "resumed"):
         rules = ReminderRule.objects.filter(
             appointment_type_id=appointment.appointment_type_id, is_active=True
         )
@@ -498,85 +498,18 @@ def reminder_rules_replan(*, appointment_type_id: int, now: datetime | None = No
     """Re-plan the reminders of every future visit of one type after its rules changed.
 
     Returns how many appointments were re-planned. Each is planned as if just booked, so the
-    result is exactly what a booking now would get, with three exceptions: rows already sent
-    (or being sent) for the visit's current version stay as they are; a visit the patient has
-    confirmed keeps its request-to-confirm rows as they are; and a pending reminder that no
-    rule plans any more (rule removed, channel switched off) is cancelled. On PostgreSQL this
-    runs as one set-based statement (:mod:`notifications.replan`); elsewhere visit by visit in
-    batches, with the same result.
+    result is exactly what a booking now would get, except that rows already sent (or being
+    sent) for the visit's current version stay as they are, a visit the patient has confirmed
+    keeps its request-to-confirm rows as they are, and a pending reminder no rule plans any
+    more (rule removed, channel switched off) is cancelled. On PostgreSQL one set-based
+    statement does it; elsewhere the visits are planned in Python, in batches, with the same
+    result (:mod:`notifications.replan`).
     """
     from django.db import connection
 
-    from notifications.replan import NO_LONGER_PLANNED, RULE_REMOVED, replan_sql
+    from notifications.replan import replan_python, replan_sql
 
     now = now or timezone.now()
     if connection.vendor == "postgresql":
         return replan_sql(appointment_type_id=appointment_type_id, now=now)
-    rules = list(
-        ReminderRule.objects.filter(appointment_type_id=appointment_type_id, is_active=True)
-    )
-    kinds = {rule.kind for rule in rules}
-    appointments = (
-        Appointment.objects.active()
-        .filter(appointment_type_id=appointment_type_id, start__gt=now)
-        .select_related("location", "appointment_type", "patient")
-        .order_by("id")
-    )
-
-    def replan(batch: list[Appointment]) -> None:
-        by_id = {appointment.pk: appointment for appointment in batch}
-        existing = list(
-            OutboundMessage.objects.filter(appointment_id__in=by_id)
-            .exclude(kind__in=CHANGE_KINDS)
-            .values_list("id", "appointment_id", "kind", "channel", "status", "appointment_version")
-        )
-
-        def kept(appointment_id: int, kind: str) -> bool:
-            # A visit the patient confirmed is not asked to confirm again.
-            return not (
-                kind == MessageKind.CONFIRM_REQUEST
-                and by_id[appointment_id].status != AppointmentStatus.BOOKED
-            )
-
-        done = {
-            (appointment_id, kind, channel)
-            for _, appointment_id, kind, channel, status, version in existing
-            if version == by_id[appointment_id].version
-            and status in (MessageStatus.SENT, MessageStatus.SENDING)
-        }
-        rows = [
-            row
-            for appointment in batch
-            for row in _reminder_rows(
-                appointment, _patient_channels(appointment.patient), rules, now=now
-            )
-            if kept(appointment.pk, row.kind)
-        ]
-        planned = {(row.appointment_id, row.kind, row.channel) for row in rows}
-        stale: dict[str, list[int]] = {RULE_REMOVED: [], NO_LONGER_PLANNED: []}
-        for message_id, appointment_id, kind, channel, status, _ in existing:
-            if (
-                status == MessageStatus.PENDING
-                and (appointment_id, kind, channel) not in planned
-                and kept(appointment_id, kind)
-            ):
-                stale[NO_LONGER_PLANNED if kind in kinds else RULE_REMOVED].append(message_id)
-        for detail, ids in stale.items():
-            if ids:
-                OutboundMessage.objects.filter(id__in=ids).update(
-                    status=MessageStatus.CANCELLED, detail=detail, updated_at=now
-                )
-        _upsert([row for row in rows if (row.appointment_id, row.kind, row.channel) not in done])
-
-    count = 0
-    batch: list[Appointment] = []
-    with transaction.atomic():
-        for appointment in appointments.iterator(chunk_size=500):
-            batch.append(appointment)
-            if len(batch) == 500:
-                replan(batch)
-                count, batch = count + len(batch), []
-        if batch:
-            replan(batch)
-            count += len(batch)
-    return count
+    return replan_python(appointment_type_id=appointment_type_id, now=now)
