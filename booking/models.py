@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.db import models
@@ -37,6 +38,9 @@ class Patient(models.Model):
     sms_consent = models.BooleanField(default=False)
     sms_consent_at = models.DateTimeField(null=True, blank=True)
     sms_consent_version = models.CharField(max_length=16, blank=True)
+    # Spravato: the patient's REMS enrolment must be on file before a first dose is booked.
+    rems_enrolled_at = models.DateTimeField(null=True, blank=True)
+    rems_patient_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -147,6 +151,13 @@ class Appointment(models.Model):
     escort_phone = models.CharField(max_length=32, blank=True)
     escort_updated_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+    # Sessions of an infusion series: their place in it, and whether they wait for the
+    # prescriber's review gate before they count as firmly booked.
+    series = models.ForeignKey(
+        "Series", on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
+    )
+    series_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    tentative = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -306,3 +317,144 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.key}"
+
+
+class Protocol(models.Model):
+    """A series template: how many sessions of which type, and the cadence between them.
+
+    Gaps count calendar days between session starts in the clinic's zone: ``min_gap_days=2``
+    is "a free day between sessions" (Mon-Wed-Fri), ``min_gap_days=max_gap_days=1`` is
+    "consecutive days".
+    """
+
+    appointment_type = models.ForeignKey(
+        AppointmentType, on_delete=models.PROTECT, related_name="protocols"
+    )
+    slug = models.SlugField()
+    name = models.CharField(max_length=120)
+    sessions = models.PositiveSmallIntegerField()
+    min_gap_days = models.PositiveSmallIntegerField(default=1)
+    max_gap_days = models.PositiveSmallIntegerField(default=7)
+    window_days = models.PositiveSmallIntegerField(help_text="All sessions within this many days.")
+    # Monday=0 … Sunday=6, e.g. "01234" for weekdays.
+    allowed_weekdays = models.CharField(max_length=7, default="0123456")
+    same_time_preference = models.BooleanField(default=True)
+    review_after_session = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Sessions after this one stay tentative until a prescriber confirms.",
+    )
+    # Boosters: the least time since the patient's last session of this protocol's type.
+    min_days_since_last = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["appointment_type", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["appointment_type", "slug"], name="protocol_slug"),
+            models.CheckConstraint(condition=Q(sessions__gte=1), name="protocol_sessions"),
+            models.CheckConstraint(
+                condition=Q(min_gap_days__lte=F("max_gap_days")), name="protocol_gap_order"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DecisionOutcome(models.TextChoices):
+    APPROVED = "approved", "Approved"
+    APPROVED_WITH_CONDITIONS = "approved_conditions", "Approved with conditions"
+    DECLINED = "declined", "Declined"
+
+
+class EligibilityDecision(models.Model):
+    """A prescriber's decision after a consultation, with the contraindications reviewed."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="decisions")
+    consultation = models.ForeignKey(
+        Appointment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    outcome = models.CharField(max_length=24, choices=DecisionOutcome.choices)
+    conditions = models.TextField(blank=True)
+    # Contraindications reviewed with the patient: True means present.
+    uncontrolled_hypertension = models.BooleanField()
+    psychosis_history = models.BooleanField()
+    pregnancy = models.BooleanField()
+    recent_cardiac_event = models.BooleanField()
+    substance_use_concern = models.BooleanField()
+    anaesthesia_reaction = models.BooleanField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-decided_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_outcome_display()} ({self.decided_at:%Y-%m-%d})"
+
+
+class TreatmentPlanQuerySet(models.QuerySet["TreatmentPlan"]):
+    def in_force(self, now: datetime) -> TreatmentPlanQuerySet:
+        return self.filter(revoked_at__isnull=True, valid_until__gte=now.date())
+
+
+class TreatmentPlan(models.Model):
+    """What an approval authorises: a protocol, how many sessions, until when."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="plans")
+    decision = models.OneToOneField(
+        EligibilityDecision, on_delete=models.PROTECT, related_name="plan"
+    )
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="plans")
+    sessions_authorised = models.PositiveSmallIntegerField()
+    valid_until = models.DateField()
+    conditions = models.TextField(blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TreatmentPlanQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.protocol} for {self.patient}"
+
+
+class SeriesStatus(models.TextChoices):
+    BOOKED = "booked", "Booked"
+    ON_HOLD = "on_hold", "On hold"
+    CANCELLED = "cancelled", "Cancelled"
+    COMPLETED = "completed", "Completed"
+
+
+class Series(models.Model):
+    plan = models.ForeignKey(TreatmentPlan, on_delete=models.PROTECT, related_name="series")
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(
+        max_length=12, choices=SeriesStatus.choices, default=SeriesStatus.BOOKED
+    )
+    hold_reason = models.CharField(max_length=500, blank=True)
+    held_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "series"
+
+    def __str__(self) -> str:
+        return f"{self.protocol} ({self.get_status_display()})"
+
+
+class ScheduleOverride(models.Model):
+    """A prescriber allowed a session outside its protocol's cadence, and said why."""
+
+    appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="overrides")
+    reason = models.CharField(max_length=500)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"override for {self.appointment_id}"

@@ -41,6 +41,11 @@ class Location(models.Model):
     )
     no_show_after_minutes = models.PositiveSmallIntegerField(default=15)
     arrive_early_minutes = models.PositiveSmallIntegerField(default=15)
+    hold_keeps_chairs = models.BooleanField(
+        default=False,
+        help_text="A series put on hold keeps its sessions' chairs and staff (otherwise they are "
+        "released for others and re-checked on resume).",
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
