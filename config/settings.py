@@ -200,6 +200,8 @@ EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+# Seconds a mail server may take: the sender holds the appointment's row lock meanwhile.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10, validate=Range(min=1))
 # Where patients reach this site: secure links in e-mail and calendar files start with it.
 PUBLIC_BASE_URL: str = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 if not PUBLIC_BASE_URL.startswith(("http://", "https://")):

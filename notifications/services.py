@@ -245,11 +245,21 @@ def messages_claim(*, now: datetime, limit: int) -> list[int]:
 
 
 def messages_recover_stale(*, now: datetime) -> int:
-    """Put back messages claimed by a worker that died before finishing them."""
+    """Put back messages claimed by a worker that died before finishing them.
+
+    A row a sender still holds locked belongs to a live send (slow provider): it is skipped, so
+    one hung call never blocks the sweep for everyone else.
+    """
     stale = now - timedelta(seconds=settings.OUTBOX_STALE_CLAIM_SECONDS)
-    return OutboundMessage.objects.filter(
-        status=MessageStatus.SENDING, claimed_at__lt=stale
-    ).update(status=MessageStatus.PENDING, claimed_at=None)
+    with transaction.atomic():
+        ids = list(
+            OutboundMessage.objects.select_for_update(skip_locked=True)
+            .filter(status=MessageStatus.SENDING, claimed_at__lt=stale)
+            .values_list("id", flat=True)
+        )
+        return OutboundMessage.objects.filter(id__in=ids, status=MessageStatus.SENDING).update(
+            status=MessageStatus.PENDING, claimed_at=None
+        )
 
 
 def message_deliver_due(
@@ -272,8 +282,15 @@ def message_deliver_due(
     messages_recover_stale(now=now)
     total = 0
     while ids := messages_claim(now=now, limit=batch_size):
+        try:
+            enqueue(ids)
+        except Exception:
+            # The broker is away: give the batch back at once rather than after it goes stale.
+            OutboundMessage.objects.filter(id__in=ids, status=MessageStatus.SENDING).update(
+                status=MessageStatus.PENDING, claimed_at=None
+            )
+            raise
         total += len(ids)
-        enqueue(ids)
     return total
 
 

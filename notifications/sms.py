@@ -73,9 +73,15 @@ class FileBackend(BaseBackend):
 
 class TwilioBackend(BaseBackend):
     def __init__(self) -> None:
+        from twilio.http.http_client import TwilioHttpClient
         from twilio.rest import Client
 
-        self.client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN)
+        # A bounded call: the sender holds the appointment's row lock while it waits.
+        self.client = Client(
+            settings.TWILIO_ACCOUNT_SID,
+            settings.TWILIO_AUTH_TOKEN,
+            http_client=TwilioHttpClient(timeout=10),
+        )
 
     def send(self, to: str, body: str) -> str:
         from twilio.base.exceptions import TwilioException, TwilioRestException

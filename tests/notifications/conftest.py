@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 import kombu.pools
 import pytest
+from django.db.models import QuerySet
 from time_machine import TimeMachineFixture
 
 from config.celery import app as celery_app
 from notifications import sms
+from notifications.models import DeliveryAttempt, MessageStatus, OutboundMessage
 from notifications.services import message_deliver_due, message_send
 
 
@@ -48,6 +52,19 @@ def send_at(now: datetime) -> Callable[[list[int]], list[str]]:
 Sweep = Callable[..., int]
 
 
+def assert_sent_once_each(messages: QuerySet[OutboundMessage]) -> None:
+    """Each of ``messages`` went out, handed to a provider exactly once."""
+    assert Counter(messages.values_list("status", flat=True)) == {
+        MessageStatus.SENT: messages.count()
+    }
+    handed_over = Counter(
+        DeliveryAttempt.objects.filter(message__in=messages, outcome="sent").values_list(
+            "message_id", flat=True
+        )
+    )
+    assert handed_over == Counter(dict.fromkeys(messages.values_list("id", flat=True), 1))
+
+
 @pytest.fixture
 def sweep(time_machine: TimeMachineFixture) -> Sweep:
     """One beat of the outbox at ``now``: the clock moves there, due messages are claimed and
@@ -65,9 +82,10 @@ def sweep(time_machine: TimeMachineFixture) -> Sweep:
 
 def _forget_broker_connections() -> None:
     # The app keeps the connection and producer pools of the first broker it published to;
-    # without dropping them a new broker_url would be ignored.
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    # without dropping them a new broker_url would be ignored. Nothing public forgets them.
+    app: Any = celery_app
+    app._pool = None
+    app.amqp._producer_pool = None
     kombu.pools.reset()
 
 
@@ -75,13 +93,13 @@ def _forget_broker_connections() -> None:
 def celery_broker(url: str) -> Iterator[None]:
     """Publish Celery tasks to ``url`` for real (not eagerly) inside the block."""
     conf = celery_app.conf
-    saved = conf.broker_url, conf.task_always_eager
-    conf.broker_url, conf.task_always_eager = url, False
+    saved = {"broker_url": conf.broker_url, "task_always_eager": conf.task_always_eager}
+    conf.update(broker_url=url, task_always_eager=False)
     _forget_broker_connections()
     try:
         yield
     finally:
-        conf.broker_url, conf.task_always_eager = saved
+        conf.update(saved)
         _forget_broker_connections()
 
 
@@ -89,5 +107,5 @@ def celery_broker(url: str) -> Iterator[None]:
 def memory_broker() -> Iterator[None]:
     """What a transactional test queues after commit stays in this process, unconsumed: the
     test runs the outbox itself, and no shared broker receives test tasks."""
-    with celery_broker("memory://"):
+    with celery_broker("memory://localhost/"):
         yield
