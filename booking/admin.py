@@ -44,3 +44,6 @@ class AppointmentAdmin(admin.ModelAdmin[Appointment]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+import booking.admin_plans  # noqa: E402, F401 - registers the plan models

@@ -37,6 +37,7 @@ from booking.models import (
 )
 from booking.preparation import Preparation, appointment_preparation
 from booking.selectors import available_slots
+from booking.series_changes import series_session_reschedule
 from booking.services import (
     appointment_cancel,
     appointment_confirm,
@@ -188,10 +189,19 @@ def _visits_page(
             .first()
         )
         location = last.location if last else None
+    # Imported here: the series pages build on this module's token and visit helpers.
+    from booking.series_pages import series_offers
+
     return render(
         request,
         "booking/link/visits.html",
-        {"patient": patient, "cards": cards, "location": location, "token": token},
+        {
+            "patient": patient,
+            "cards": cards,
+            "location": location,
+            "token": token,
+            "series_offers": series_offers(patient=patient, now=now),
+        },
     )
 
 
@@ -263,9 +273,15 @@ def visit_reschedule(request: HttpRequest, token: str, reference: str) -> HttpRe
             return _see_other(here)
         start: datetime = form.cleaned_data["start"]
         try:
-            moved = appointment_reschedule(
-                appointment=appointment, start=start, online=True, now=now
-            )
+            if appointment.series_id:
+                # A session of a series keeps the protocol's cadence with its neighbours.
+                moved = series_session_reschedule(
+                    appointment=appointment, start=start, online=True, now=now
+                )[0]
+            else:
+                moved = appointment_reschedule(
+                    appointment=appointment, start=start, online=True, now=now
+                )
         except BookingError as refused:
             # Taken meanwhile, clashing with another of their visits, or past the cutoff:
             # back to the times of that day, which now show what is really open.

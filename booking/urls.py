@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from booking import api
 
@@ -7,4 +7,5 @@ urlpatterns = [
     path("appointment-types/", api.AppointmentTypeList.as_view(), name="api-appointment-types"),
     path("availability/", api.Availability.as_view(), name="api-availability"),
     path("bookings/", api.BookingCreate.as_view(), name="api-bookings"),
+    path("", include("booking.urls_plans")),
 ]

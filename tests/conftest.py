@@ -5,12 +5,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import UTC, date, datetime, time
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.db import connection
 
-from booking.models import Appointment, Patient
+from booking.models import Appointment, DecisionOutcome, Patient
+from booking.plans import CONTRAINDICATIONS, eligibility_decide
+from booking.protocol_defaults import protocols_install_defaults
 from booking.signals import appointment_changed
 from scheduling.defaults import appointment_types_install_defaults
 from scheduling.models import (
@@ -98,19 +101,55 @@ def infusion(clinic: Location) -> AppointmentType:
 _serial = itertools.count(1)
 
 
+def new_patient(**fields: object) -> Patient:
+    n = next(_serial)
+    values: dict[str, object] = {
+        "first_name": f"Pat{n}",
+        "last_name": "Example",
+        "email": f"pat{n}@example.com",
+        "phone": f"+1212555{n:04d}",
+        "date_of_birth": date(1980, 1, 1),
+    }
+    values.update(fields)
+    return Patient.objects.create(**values)
+
+
 @pytest.fixture
 def make_patient(db: None) -> Callable[..., Patient]:
+    return new_patient
+
+
+@pytest.fixture
+def make_approved_patient(clinic: Location) -> Callable[..., Patient]:
+    """Patients a prescriber has approved for every treatment the clinic offers (and, for the
+    observed sessions, enrolled in REMS), so a test about something else can book them.
+
+    A module whose patients all need that overrides ``make_patient`` with this fixture.
+    """
+    prescriber = User.objects.create_user(f"prescriber-{next(_serial)}")
+    prescriber.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="booking", codename="add_eligibilitydecision"
+        )
+    )
+    protocols = protocols_install_defaults(location=clinic)
+    decided = datetime(2026, 1, 1, tzinfo=UTC)  # before any date these tests book on
+
     def make(**fields: object) -> Patient:
-        n = next(_serial)
-        values: dict[str, object] = {
-            "first_name": f"Pat{n}",
-            "last_name": "Example",
-            "email": f"pat{n}@example.com",
-            "phone": f"+1212555{n:04d}",
-            "date_of_birth": date(1980, 1, 1),
-        }
-        values.update(fields)
-        return Patient.objects.create(**values)
+        fields.setdefault("rems_enrolled_at", decided)
+        patient = new_patient(**fields)
+        for protocol in protocols:
+            eligibility_decide(
+                patient=patient,
+                outcome=DecisionOutcome.APPROVED,
+                contraindications=dict.fromkeys(CONTRAINDICATIONS, False),
+                protocol=protocol,
+                sessions_authorised=100,
+                valid_until=date(2027, 12, 31),
+                decided_by=prescriber,
+                now=decided,
+            )
+        return patient
 
     return make
 
@@ -263,3 +302,19 @@ def announcements() -> Iterator[list[Announcement]]:
         yield heard
     finally:
         appointment_changed.disconnect(dispatch_uid="tests-announcements")
+
+
+@pytest.fixture
+def one_nurse_four_chairs(
+    make_location: Callable[..., Location], make_resource: Callable[..., Resource]
+) -> AppointmentType:
+    """The default infusion at a site where one nurse (capacity 3) is the bottleneck. Approval
+    is switched off: the gate has its own tests, these are about lanes."""
+    location = make_location()
+    appointment_types_install_defaults(location=location)
+    for _ in range(4):
+        make_resource(location, ResourceKind.CHAIR)
+        make_resource(location, ResourceKind.STAFF, role=StaffRole.PRESCRIBER)
+    make_resource(location, ResourceKind.STAFF, role=StaffRole.NURSE, capacity=3)
+    AppointmentType.objects.filter(location=location, slug="iv-mood").update(needs_approval=False)
+    return AppointmentType.objects.select_related("location").get(location=location, slug="iv-mood")

@@ -1,16 +1,23 @@
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 import time_machine
 
 from booking.errors import BookingError, PatientBusy, PolicyViolation, SlotTaken
-from booking.models import Allocation, Appointment
+from booking.models import Allocation, Appointment, Patient
 from booking.services import appointment_book, appointment_cancel
 from booking.signals import appointment_changed
 from scheduling.defaults import appointment_types_install_defaults
 from scheduling.models import AppointmentType, ResourceKind, StaffRole
 
 NOW = datetime.fromisoformat("2026-06-01T12:00:00+00:00")  # 08:00 in New York
+
+
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
 
 
 def at(iso: str) -> datetime:
@@ -141,6 +148,8 @@ def test_a_default_infusion_keeps_its_chair_ten_minutes_after_the_visit(
     make_resource(location, ResourceKind.CHAIR)
     make_resource(location, ResourceKind.STAFF, role=StaffRole.NURSE, capacity=3)
     make_resource(location, ResourceKind.STAFF, role=StaffRole.PRESCRIBER)
+    # The approval gate has its own tests (tests/booking/test_plans.py); this is about lanes.
+    AppointmentType.objects.filter(location=location, slug="iv-mood").update(needs_approval=False)
     infusion = AppointmentType.objects.get(location=location, slug="iv-mood")
     appointment_book(
         appointment_type=infusion, patient=make_patient(), start=at("2026-06-03T10:00-04:00")
@@ -157,17 +166,6 @@ def test_a_default_infusion_keeps_its_chair_ten_minutes_after_the_visit(
 
 
 # --- Capacity ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def one_nurse_four_chairs(make_location, make_resource) -> AppointmentType:
-    location = make_location()
-    appointment_types_install_defaults(location=location)
-    for _ in range(4):
-        make_resource(location, ResourceKind.CHAIR)
-        make_resource(location, ResourceKind.STAFF, role=StaffRole.PRESCRIBER)
-    make_resource(location, ResourceKind.STAFF, role=StaffRole.NURSE, capacity=3)
-    return AppointmentType.objects.select_related("location").get(location=location, slug="iv-mood")
 
 
 def nurse_lanes(appointment_type: AppointmentType) -> list[int]:

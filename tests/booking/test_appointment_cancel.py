@@ -1,14 +1,21 @@
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 import time_machine
 
 from booking.errors import InvalidTransition
-from booking.models import Allocation, Appointment, AppointmentStatus
+from booking.models import Allocation, Appointment, AppointmentStatus, Patient
 from booking.services import appointment_book, appointment_cancel
 
 NOW = datetime.fromisoformat("2026-06-01T12:00:00+00:00")  # 08:00 in New York
 TEN = datetime.fromisoformat("2026-06-03T10:00-04:00")
+
+
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
 
 
 @time_machine.travel(NOW, tick=False)

@@ -1,13 +1,20 @@
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 import time_machine
 
 from booking.errors import InvalidTransition, PatientBusy, PolicyViolation, SlotTaken
-from booking.models import Allocation, Appointment, AppointmentStatus
+from booking.models import Allocation, Appointment, AppointmentStatus, Patient
 from booking.services import appointment_book, appointment_cancel, appointment_reschedule
 
 NOW = datetime.fromisoformat("2026-06-01T12:00:00+00:00")  # 08:00 in New York
+
+
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
 
 
 def at(iso: str) -> datetime:

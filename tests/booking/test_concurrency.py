@@ -22,7 +22,6 @@ from booking.errors import BookingError
 from booking.models import Allocation, Appointment, Patient
 from booking.services import appointment_book
 from scheduling.availability import Placement, Problem
-from scheduling.defaults import appointment_types_install_defaults
 from scheduling.models import AppointmentType, ResourceKind, StaffRole
 from tests.conftest import CHAIR_ONLY
 
@@ -172,17 +171,6 @@ def test_with_the_lane_guard_a_slow_check_still_lets_one_person_in(
 
     assert rounds == [Counter({BOOKED: 1, "SlotTaken": 7})] * 4
     assert count_overlaps() == 0
-
-
-@pytest.fixture
-def one_nurse_four_chairs(make_location, make_resource) -> AppointmentType:
-    location = make_location()
-    appointment_types_install_defaults(location=location)
-    for _ in range(4):
-        make_resource(location, ResourceKind.CHAIR)
-        make_resource(location, ResourceKind.STAFF, role=StaffRole.PRESCRIBER)
-    make_resource(location, ResourceKind.STAFF, role=StaffRole.NURSE, capacity=3)
-    return AppointmentType.objects.select_related("location").get(location=location, slug="iv-mood")
 
 
 @time_machine.travel(NOW, tick=False)

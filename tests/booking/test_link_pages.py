@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from threading import Barrier
@@ -35,6 +36,12 @@ NOW = datetime.fromisoformat("2026-10-05T12:00:00+00:00")  # Monday 08:00 in New
 EARLY = datetime.fromisoformat("2026-10-07T08:30:00-04:00")  # Wednesday 08:30 EDT
 LATER = datetime.fromisoformat("2026-10-08T14:00:00-04:00")  # Thursday 14:00 EDT
 ADDRESS = "12 Park Row, New York, NY 10038"
+
+
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
 
 
 @pytest.fixture(autouse=True)

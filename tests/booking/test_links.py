@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -12,7 +13,7 @@ import pytest
 import time_machine
 from django.core import mail
 
-from booking.models import PatientLink
+from booking.models import Patient, PatientLink
 from booking.services import (
     appointment_book,
     patient_link_issue,
@@ -23,6 +24,12 @@ from config.celery import app as celery_app
 
 NOW = datetime.fromisoformat("2026-10-05T12:00:00+00:00")  # 08:00 in New York
 VISIT = datetime.fromisoformat("2026-10-07T10:00:00-04:00")
+
+
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
@@ -37,6 +38,12 @@ FORBIDDEN = re.compile(
     r"|anxiety|bipolar|psychiatr\w*|chronic pain|mood|antidepressants?|nasal spray)\b",
     re.IGNORECASE,
 )
+
+
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,12 @@ STOP_VARIANTS = [
 _ids = itertools.count(1)
 
 
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int

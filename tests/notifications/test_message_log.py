@@ -34,6 +34,12 @@ REFUSED = "Twilio 400: not a mobile number"
 BUSY = "Twilio 503: try later"
 
 
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
+
+
 class RefusingBackend(BaseBackend):
     """A provider that will never deliver to this number."""
 

@@ -51,6 +51,12 @@ AFTER_THE_VISIT = datetime.fromisoformat("2026-10-10T12:00:00-04:00")
 WAIT = 60
 
 
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
+
+
 def in_threads(*targets: Callable[[], object]) -> None:
     """Run each target in its own thread (so on its own connection) and re-raise the first
     error any of them hit."""

@@ -7,7 +7,7 @@ drives ``message_deliver_due`` over a pinned clock as beat would, a quarter of a
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from itertools import pairwise
 
@@ -39,6 +39,12 @@ STEP = timedelta(minutes=15)
 
 EMAIL, SMS = Channel.EMAIL, Channel.SMS
 K = MessageKind
+
+
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
 
 
 def et(value: str) -> datetime:

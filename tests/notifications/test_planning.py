@@ -48,6 +48,12 @@ PREP = Timing(offset_minutes=48 * 60, local_time=None, days_before=0)
 NIGHT = (time(21), time(8))
 
 
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
+
+
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,7 +32,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from time_machine import TimeMachineFixture
 
-from booking.models import Appointment
+from booking.models import Appointment, Patient
 from booking.services import appointment_book
 from config.celery import app as celery_app
 from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage
@@ -47,6 +47,12 @@ START = "2026-06-03T10:00:00-04:00"
 # (CELERY_TASK_PUBLISH_RETRY_POLICY); this bound only catches a hang, it is not a benchmark.
 BOOKING_WITH_BROKER_DOWN_S = 5.0
 WAIT = 30
+
+
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
 
 
 @dataclass

@@ -29,6 +29,12 @@ NOW = datetime(2026, 10, 5, 12, tzinfo=UTC)  # 08:00 EDT
 CHAIR = ({"resource_kind": ResourceKind.CHAIR},)
 
 
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
+
+
 def day_at(days: int, hour: int) -> datetime:
     """``hour`` o'clock in New York, ``days`` after NOW's local date, in UTC."""
     local = datetime.combine(

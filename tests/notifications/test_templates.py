@@ -8,7 +8,7 @@ zone abbreviation and the secure link; fasting details sit behind the link.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -94,6 +94,12 @@ FASTING_WORDS = (
     "NPO",
 )
 PARTS = ("_subject.txt", ".txt", ".html", ".sms.txt")
+
+
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients here hold an approval for every treatment: these tests are about other things."""
+    return make_approved_patient
 
 
 def words_pattern(words: Iterable[str]) -> re.Pattern[str]:

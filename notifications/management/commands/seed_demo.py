@@ -3,12 +3,15 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.contrib.auth.models import Permission, User
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from booking.errors import BookingError
 from booking.intake_defaults import intake_options_install_defaults
-from booking.models import SMS_CONSENT_VERSION, Appointment, Patient
+from booking.models import SMS_CONSENT_VERSION, Appointment, DecisionOutcome, Patient, Protocol
+from booking.plans import CONTRAINDICATIONS, eligibility_decide
+from booking.protocol_defaults import protocols_install_defaults
 from booking.services import appointment_book
 from notifications.defaults import reminder_rules_install_defaults
 from scheduling.demo import demo_clinic_create
@@ -31,6 +34,7 @@ class Command(BaseCommand):
         locations = demo_clinic_create()
         for location in locations:
             intake_options_install_defaults(location=location)
+            protocols_install_defaults(location=location)
             for appointment_type in AppointmentType.objects.filter(location=location):
                 reminder_rules_install_defaults(appointment_type=appointment_type)
         if Appointment.objects.exists():
@@ -50,6 +54,7 @@ class Command(BaseCommand):
             )
             for first, last, email, phone, born in DEMO_PATIENTS
         ]
+        prescriber = _demo_prescriber()
         booked = 0
         for week, location in enumerate(locations):
             zone = location.zone
@@ -57,6 +62,8 @@ class Command(BaseCommand):
             plan = [("consultation", 10), ("iv-mood", 9), ("iv-mood", 11), ("iv-pain", 8)]
             for offset, patient in enumerate(patients):
                 slug, hour = plan[offset]
+                if types[slug].needs_approval:
+                    _approve(patient, types[slug], prescriber, now)
                 day = (now.astimezone(zone) + timedelta(days=2 + offset + 7 * week)).date()
                 while day.weekday() >= 5:
                     day += timedelta(days=1)
@@ -69,3 +76,35 @@ class Command(BaseCommand):
                 except BookingError as exc:
                     self.stderr.write(f"skipped a demo booking: {exc.message}")
         self.stdout.write(f"Demo clinic seeded: {len(locations)} locations, {booked} bookings.")
+
+
+def _demo_prescriber() -> User:
+    """The prescriber who signed the demo approvals; no password, so nobody signs in as them."""
+    user, created = User.objects.get_or_create(
+        username="demo-prescriber", defaults={"first_name": "Amara", "last_name": "Osei"}
+    )
+    if created:
+        user.set_unusable_password()
+        user.save()
+        user.user_permissions.add(
+            Permission.objects.get(
+                content_type__app_label="booking", codename="add_eligibilitydecision"
+            )
+        )
+    return user
+
+
+def _approve(patient: Patient, appointment_type: AppointmentType, by: User, now: datetime) -> None:
+    protocol = Protocol.objects.filter(appointment_type=appointment_type, is_active=True).first()
+    if protocol is None:
+        return
+    eligibility_decide(
+        patient=patient,
+        outcome=DecisionOutcome.APPROVED,
+        contraindications=dict.fromkeys(CONTRAINDICATIONS, False),
+        protocol=protocol,
+        sessions_authorised=protocol.sessions,
+        valid_until=(now + timedelta(days=90)).date(),
+        decided_by=by,
+        now=now,
+    )
