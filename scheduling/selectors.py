@@ -1,12 +1,22 @@
-"""Reads that feed the availability engine: one bounded window of a type's resources."""
+"""Reads that feed the availability engine: one bounded window of a type's resources.
+
+These reads run for every slot list and every booking, so they are hand-written queries rather
+than one ORM query per model. The first reads the type's requirements with their pools of
+resources; the second reads those resources' working hours, time off and closures, and
+``booking.selectors`` adds the lanes' allocations to that same query. The database converts
+times to the engine's integer minutes: parsing thousands of timestamps in Python cost more than
+the engine itself. SQLite (the embedded default) and PostgreSQL differ only in the conversion
+expressions below.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Q
+from django.db import connection
 
 from scheduling.availability import (
     MINUTES_PER_DAY,
@@ -18,19 +28,47 @@ from scheduling.availability import (
     local_day_bounds,
     to_minutes,
 )
-from scheduling.models import (
-    AppointmentType,
-    Closure,
-    Resource,
-    ResourceKind,
-    ResourceRequirement,
-    TimeOff,
-    WorkingHours,
-)
+from scheduling.models import AppointmentType, ResourceRequirement
 
 
-def wall_clock_minutes(zone: ZoneInfo, day: date, bounds: Interval, moment: time) -> int:
-    """UTC minutes of the wall-clock ``moment`` on local ``day`` (whose midnights are ``bounds``).
+def epoch_minutes_sql(column: str) -> str:
+    """SQL for the whole minutes since the Unix epoch of a datetime ``column`` (already quoted)."""
+    if connection.vendor == "sqlite":
+        # Datetimes are stored as UTC text; "%%" survives the placeholder translation as "%".
+        return f"(CAST(STRFTIME('%%s', {column}) AS INTEGER) / 60)"
+    # DATE_PART gives a double, about half the cost of EXTRACT's numeric over thousands of rows;
+    # whole seconds divide exactly, so FLOOR matches to_minutes().
+    return f"CAST(FLOOR(DATE_PART('epoch', {column}) / 60) AS INTEGER)"
+
+
+def _minute_of_day_sql(column: str) -> str:
+    if connection.vendor == "sqlite":
+        # Times are stored as "HH:MM[:SS[.ffffff]]" text.
+        return (
+            f"(CAST(SUBSTR({column}, 1, 2) AS INTEGER) * 60 "
+            f"+ CAST(SUBSTR({column}, 4, 2) AS INTEGER))"
+        )
+    return f"CAST(DATE_PART('hour', {column}) * 60 + DATE_PART('minute', {column}) AS INTEGER)"
+
+
+def placeholders(values: Sequence[object]) -> str:
+    """``%s, %s, …`` for an ``IN (…)`` list of ``values``."""
+    return ", ".join(["%s"] * len(values))
+
+
+def in_ids_sql(column: str, ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """SQL and parameters for ``column`` being one of ``ids``.
+
+    One array parameter on PostgreSQL, so the statement's text (and its prepared plan) is the
+    same whatever the number of ids; SQLite has no arrays and takes one placeholder per id.
+    """
+    if connection.vendor == "sqlite":
+        return f"{column} IN ({placeholders(ids)})", list(ids)
+    return f"{column} = ANY(%s)", [list(ids)]
+
+
+def wall_clock_minutes(zone: ZoneInfo, day: date, bounds: Interval, minute_of_day: int) -> int:
+    """UTC minutes of the wall-clock ``minute_of_day`` on local ``day`` (midnights ``bounds``).
 
     Days without an offset change are plain arithmetic; on a change day the time is converted on
     its own (``fold=0``: a repeated time means its first occurrence, a skipped one lands just
@@ -38,25 +76,156 @@ def wall_clock_minutes(zone: ZoneInfo, day: date, bounds: Interval, moment: time
     """
     day_start, day_end = bounds
     if day_end - day_start == MINUTES_PER_DAY:
-        return day_start + moment.hour * 60 + moment.minute
-    return to_minutes(datetime.combine(day, moment, tzinfo=zone))
+        return day_start + minute_of_day
+    hour, minute = divmod(minute_of_day, 60)
+    return to_minutes(datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone))
 
 
-def _pool(requirement: ResourceRequirement) -> Q:
-    if requirement.resource_id:
-        return Q(id=requirement.resource_id)
-    pool = Q(kind=requirement.resource_kind)
-    if requirement.resource_kind == ResourceKind.STAFF and requirement.role:
-        pool &= Q(role=requirement.role)
-    return pool
+def _needs_and_calendars(
+    appointment_type: AppointmentType,
+) -> tuple[list[Need], dict[int, Calendar]]:
+    """The type's requirements, each with its pool of active resources, in one query."""
+    # A requirement names one resource, or a kind (and, for staff, a role) of the location's.
+    # The LEFT JOIN keeps a requirement nobody can meet: its empty pool means no slots.
+    sql = """
+        SELECT q."id", q."offset_minutes", q."duration_minutes", q."buffer_before_minutes",
+               q."buffer_after_minutes", r."id", r."capacity"
+        FROM "scheduling_resourcerequirement" q
+        LEFT JOIN "scheduling_resource" r
+          ON r."location_id" = %s AND r."is_active"
+         AND (r."id" = q."resource_id"
+              OR (q."resource_id" IS NULL AND r."kind" = q."resource_kind"
+                  AND (q."role" = '' OR r."role" = q."role")))
+        WHERE q."appointment_type_id" = %s
+        ORDER BY q."id", r."id"
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [appointment_type.location_id, appointment_type.pk])
+        rows = cursor.fetchall()
+    visit = appointment_type.duration_minutes
+    pools: dict[int, tuple[tuple[int, int], list[int]]] = {}
+    capacities: dict[int, int] = {}
+    for req_id, offset, duration, before, after, resource_id, capacity in rows:
+        if req_id not in pools:
+            span = ResourceRequirement(
+                offset_minutes=offset,
+                duration_minutes=duration,
+                buffer_before_minutes=before,
+                buffer_after_minutes=after,
+            ).held_span(visit)
+            pools[req_id] = (span, [])
+        if resource_id is not None:
+            pools[req_id][1].append(resource_id)
+            capacities[resource_id] = capacity
+    needs = [
+        Need(lead=lead, tail=tail, candidates=tuple(pool)) for (lead, tail), pool in pools.values()
+    ]
+    calendars = {rid: Calendar(capacity=capacities[rid]) for rid in sorted(capacities)}
+    return needs, calendars
 
 
-def _matches(requirement: ResourceRequirement, kind: str, role: str, resource_id: int) -> bool:
-    if requirement.resource_id:
-        return requirement.resource_id == resource_id
-    if kind != requirement.resource_kind:
-        return False
-    return not requirement.role or requirement.role == role
+# The first column of a schedule row says what it is; other rows sharing a query with these
+# (booking's allocations) use other values.
+_WORKING, _TIME_OFF, _CLOSED = 0, 1, 2
+SCHEDULE_SOURCES = (_WORKING, _TIME_OFF, _CLOSED)
+
+
+def schedule_rows_sql(problem: Problem, location_id: int) -> tuple[str, list[Any]]:
+    """A query for the schedule of ``problem``'s resources, to run as is or in a ``UNION ALL``.
+
+    Rows are ``(source, resource, weekday, start, end)``: weekly shifts in local minutes of the
+    day, then time off and closures touching the hold window in UTC minutes.
+    """
+    lo, hi = hold_window(problem)
+    resource_ids = list(problem.calendars)
+    in_hours, hours_ids = in_ids_sql('h."resource_id"', resource_ids)
+    in_time_off, time_off_ids = in_ids_sql('t."resource_id"', resource_ids)
+    # Only fixed identifiers, conversion expressions and placeholders are formatted in.
+    sql = f"""
+        SELECT {_WORKING}, h."resource_id", h."weekday",
+               {_minute_of_day_sql('h."start"')}, {_minute_of_day_sql('h."end"')}
+        FROM "scheduling_workinghours" h
+        WHERE {in_hours}
+        UNION ALL
+        SELECT {_TIME_OFF}, t."resource_id", 0,
+               {epoch_minutes_sql('t."start"')}, {epoch_minutes_sql('t."end"')}
+        FROM "scheduling_timeoff" t
+        WHERE {in_time_off} AND t."start" < %s AND t."end" > %s
+        UNION ALL
+        SELECT {_CLOSED}, 0, 0, {epoch_minutes_sql('c."start"')}, {epoch_minutes_sql('c."end"')}
+        FROM "scheduling_closure" c
+        WHERE c."location_id" = %s AND c."start" < %s AND c."end" > %s
+    """  # noqa: S608
+    adapt = connection.ops.adapt_datetimefield_value
+    lo_at, hi_at = adapt(from_minutes(lo)), adapt(from_minutes(hi))
+    return sql, [*hours_ids, *time_off_ids, hi_at, lo_at, location_id, hi_at, lo_at]
+
+
+def schedule_fill(problem: Problem, rows: Iterable[Sequence[int]]) -> None:
+    """Put the rows of :func:`schedule_rows_sql` into ``problem``'s calendars."""
+    zone, calendars = problem.zone, problem.calendars
+    # Shifts of the day before and after too: a hold may cross local midnight. Most days are
+    # plain arithmetic from local midnight; only a day whose offset changes converts its times,
+    # each distinct one once.
+    first, last = min(problem.days) - timedelta(days=1), max(problem.days) + timedelta(days=1)
+    local_days = [first + timedelta(days=n) for n in range((last - first).days + 2)]
+    midnights = [to_minutes(datetime(d.year, d.month, d.day, tzinfo=zone)) for d in local_days]
+    plain: dict[int, list[int]] = {weekday: [] for weekday in range(7)}
+    changing: dict[int, list[tuple[date, Interval]]] = {weekday: [] for weekday in range(7)}
+    for day, day_start, day_end in zip(local_days, midnights, midnights[1:], strict=False):
+        if day_end - day_start == MINUTES_PER_DAY:
+            plain[day.weekday()].append(day_start)
+        else:
+            changing[day.weekday()].append((day, (day_start, day_end)))
+    converted: dict[tuple[date, int], int] = {}
+
+    def on_change_day(day: date, bounds: Interval, minute_of_day: int) -> int:
+        key = (day, minute_of_day)
+        if key not in converted:
+            converted[key] = wall_clock_minutes(zone, day, bounds, minute_of_day)
+        return converted[key]
+
+    closures: list[Interval] = []
+    for source, rid, weekday, start, end in rows:
+        if source == _WORKING:
+            working = calendars[rid].working
+            working += [(midnight + start, midnight + end) for midnight in plain[weekday]]
+            for day, bounds in changing[weekday]:
+                working.append((on_change_day(day, bounds, start), on_change_day(day, bounds, end)))
+        elif source == _TIME_OFF:
+            calendars[rid].blocked.append((start, end))
+        else:
+            closures.append((start, end))
+    if closures:
+        for calendar in calendars.values():
+            calendar.blocked.extend(closures)
+
+
+def schedule_problem(
+    *,
+    appointment_type: AppointmentType,
+    days: Sequence[date],
+    now: datetime,
+    enforce_notice: bool = True,
+) -> Problem:
+    """The engine's input for ``days`` with the type's needs and empty calendars (one query).
+
+    :func:`schedule_load` fills in the calendars; ``booking.selectors`` does it together with
+    the lanes' allocations, in one more query.
+    """
+    needs, calendars = _needs_and_calendars(appointment_type)
+    now_minutes = to_minutes(now)
+    earliest = now_minutes + (appointment_type.min_notice_minutes if enforce_notice else 0)
+    latest = now_minutes + appointment_type.horizon_days * MINUTES_PER_DAY
+    return Problem(
+        zone=appointment_type.location.zone,
+        days=list(days),
+        grid=appointment_type.grid_minutes,
+        earliest=earliest,
+        latest=latest,
+        needs=needs,
+        calendars=calendars,
+    )
 
 
 def schedule_load(
@@ -72,85 +241,14 @@ def schedule_load(
     type's minimum notice (or than ``now`` when ``enforce_notice`` is off, as for the front desk)
     and later than its horizon are excluded.
     """
-    location = appointment_type.location
-    zone = location.zone
-    requirements = list(appointment_type.requirements.all())
-    visit = appointment_type.duration_minutes
-    spans = [req.held_span(visit) for req in requirements]
-    pools = Q()
-    for req in requirements:
-        pools |= _pool(req)
-    resources = (
-        list(
-            Resource.objects.filter(location_id=location.pk, is_active=True)
-            .filter(pools)
-            .order_by("id")
-            .values_list("id", "kind", "role", "capacity")
-        )
-        if requirements
-        else []
+    problem = schedule_problem(
+        appointment_type=appointment_type, days=days, now=now, enforce_notice=enforce_notice
     )
-    needs = [
-        Need(
-            lead=lead,
-            tail=tail,
-            candidates=tuple(
-                rid for rid, kind, role, _ in resources if _matches(req, kind, role, rid)
-            ),
-        )
-        for req, (lead, tail) in zip(requirements, spans, strict=True)
-    ]
-    calendars = {rid: Calendar(capacity=capacity) for rid, _, _, capacity in resources}
-
-    now_minutes = to_minutes(now)
-    earliest = now_minutes + (appointment_type.min_notice_minutes if enforce_notice else 0)
-    latest = now_minutes + appointment_type.horizon_days * MINUTES_PER_DAY
-    problem = Problem(
-        zone=zone,
-        days=list(days),
-        grid=appointment_type.grid_minutes,
-        earliest=earliest,
-        latest=latest,
-        needs=needs,
-        calendars=calendars,
-    )
-    if not calendars or not days:
-        return problem
-
-    lo, hi = hold_window(problem)
-    # Shifts of the day before and after too: a hold may cross local midnight.
-    first, last = min(days) - timedelta(days=1), max(days) + timedelta(days=1)
-    local_days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    by_weekday: dict[int, list[tuple[date, Interval]]] = {}
-    for day in local_days:
-        by_weekday.setdefault(day.weekday(), []).append((day, local_day_bounds(zone, day)))
-    shifts = WorkingHours.objects.filter(resource_id__in=calendars).values_list(
-        "resource_id", "weekday", "start", "end"
-    )
-    for rid, weekday, start, end in shifts:
-        for day, bounds in by_weekday.get(weekday, ()):
-            calendars[rid].working.append(
-                (
-                    wall_clock_minutes(zone, day, bounds, start),
-                    wall_clock_minutes(zone, day, bounds, end),
-                )
-            )
-
-    lo_dt, hi_dt = from_minutes(lo), from_minutes(hi)
-    time_off = TimeOff.objects.filter(
-        resource_id__in=calendars, start__lt=hi_dt, end__gt=lo_dt
-    ).values_list("resource_id", "start", "end")
-    for rid, off_start, off_end in time_off:
-        calendars[rid].blocked.append((to_minutes(off_start), to_minutes(off_end)))
-    closures = [
-        (to_minutes(closed_from), to_minutes(closed_to))
-        for closed_from, closed_to in Closure.objects.filter(
-            location_id=location.pk, start__lt=hi_dt, end__gt=lo_dt
-        ).values_list("start", "end")
-    ]
-    if closures:
-        for calendar in calendars.values():
-            calendar.blocked.extend(closures)
+    if problem.calendars and problem.days:
+        sql, params = schedule_rows_sql(problem, appointment_type.location_id)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            schedule_fill(problem, cursor.fetchall())
     return problem
 
 
