@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
 from booking.errors import BookingError, InvalidTransition, PatientBusy, PolicyViolation, SlotTaken
 from booking.models import (
+    ACTIVE_STATUSES,
     CHANGEABLE_STATUSES,
     SMS_CONSENT_VERSION,
     Allocation,
@@ -32,15 +33,20 @@ from booking.models import (
     Patient,
     PatientLink,
 )
-from booking.selectors import availability_problem
+from booking.plans import plan_in_force
+from booking.selectors import _allocation_rows
 from booking.signals import appointment_changed, patient_link_requested
 from scheduling.availability import (
+    MINUTES_PER_DAY,
+    Placement,
+    Problem,
     allocate,
     from_minutes,
     grid_starts,
     to_minutes,
 )
 from scheduling.models import AppointmentType
+from scheduling.selectors import placeholders, schedule_load
 
 # Losing a race on one lane of a multi-lane resource (a nurse watching three chairs) is not
 # losing the slot: the next read may find another lane free. Past this many tries it is taken.
@@ -93,7 +99,10 @@ def _check_policy(
     zone = appointment_type.location.zone
     minutes = to_minutes(start)
     local_day = start.astimezone(zone).date()
-    if minutes not in grid_starts(zone, [local_day], appointment_type.grid_minutes):
+    on_minute = start.second == 0 and start.microsecond == 0
+    if not on_minute or minutes not in grid_starts(
+        zone, [local_day], appointment_type.grid_minutes
+    ):
         raise PolicyViolation(
             f"Visits start on the {appointment_type.grid_minutes}-minute grid of the clinic's "
             "local time.",
@@ -112,48 +121,145 @@ def _check_policy(
         )
 
 
+# The hot path of every booking runs a few hand-written statements: building the equivalent ORM
+# queries cost more CPU than everything PostgreSQL does for them. The overlap test is
+# ``Appointment.objects.active().overlapping(start, end)`` spelled out.
+_ACTIVE = sorted(ACTIVE_STATUSES)
+_PATIENT_LOCK_SQL = 'SELECT 1 FROM "booking_patient" WHERE "id" = %s FOR NO KEY UPDATE'
+_PATIENT_CLASH_SQL = f"""
+    SELECT 1 FROM "booking_appointment"
+    WHERE "patient_id" = %s AND "status" IN ({placeholders(_ACTIVE)})
+      AND "start" < %s AND "end" > %s AND "id" <> %s
+    LIMIT 1
+"""  # noqa: S608 - only placeholders are formatted in
+
+
 def _lock_patient_and_check(
     patient: Patient, start: datetime, end: datetime, *, exclude: int | None
 ) -> None:
-    # The row lock serialises one patient's concurrent requests, so the overlap check below
-    # cannot be raced by the same patient booking twice at once.
-    Patient.objects.select_for_update().filter(pk=patient.pk).exists()
-    clash = Appointment.objects.active().filter(patient_id=patient.pk).overlapping(start, end)
-    if exclude is not None:
-        clash = clash.exclude(pk=exclude)
-    if clash.exists():
-        raise PatientBusy("The patient already has a visit at that time.", field="start")
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The row lock serialises one patient's concurrent requests, so the overlap check
+            # below cannot be raced by the same patient booking twice at once. NO KEY UPDATE
+            # still lets other transactions insert rows that point at the patient. (SQLite has
+            # no row locks: its IMMEDIATE transactions serialise every writer.)
+            cursor.execute(_PATIENT_LOCK_SQL, [patient.pk])
+        cursor.execute(
+            _PATIENT_CLASH_SQL, [patient.pk, *_ACTIVE, adapt(end), adapt(start), exclude or 0]
+        )
+        if cursor.fetchone() is not None:
+            raise PatientBusy("The patient already has a visit at that time.", field="start")
 
 
-def _place(appointment: Appointment, *, online: bool, now: datetime) -> None:
-    """Check the appointment's time with the engine and write its allocations."""
-    appointment_type = appointment.appointment_type
+def _visit_problem(
+    appointment_type: AppointmentType, start: int, *, online: bool, now: datetime
+) -> Problem:
+    """The engine's input for a visit at ``start``: the day's schedule, and every allocation that
+    could stand in the way of this one visit.
+
+    The slot list loads a whole window of allocations; a booking only needs those overlapping
+    the span its own holds can touch. The engine's answer for ``start`` is the same (lanes are
+    judged on that span alone), and on a busy day the read is a short index probe per resource
+    instead of the day's rows.
+    """
     zone = appointment_type.location.zone
-    start = to_minutes(appointment.start)
-    problem = availability_problem(
+    problem = schedule_load(
         appointment_type=appointment_type,
-        days=[appointment.start.astimezone(zone).date()],
+        days=[from_minutes(start).astimezone(zone).date()],
         now=now,
         enforce_notice=online,
     )
-    placements = allocate(problem, start)
+    calendars = problem.calendars
+    if not calendars:
+        return problem
+    lo = start + min(need.lead for need in problem.needs)
+    hi = start + max(need.tail for need in problem.needs)
+    for rid, lane, held_from, held_to in _allocation_rows(list(calendars), lo, hi):
+        calendar = calendars[rid]
+        if lane < calendar.capacity:  # lanes above a lowered capacity stay booked but unused
+            calendar.busy[lane].append((held_from, held_to))
+    return problem
+
+
+def _placements(
+    appointment_type: AppointmentType, start: datetime, *, online: bool, now: datetime
+) -> list[Placement]:
+    """The lanes a visit at ``start`` takes, by the engine's own check; ``SlotTaken`` if none."""
+    minutes = to_minutes(start)
+    placements = allocate(
+        _visit_problem(appointment_type, minutes, online=online, now=now), minutes
+    )
     if placements is None:
         raise SlotTaken("That time is not available. Please choose another.", field="start")
     # A stable order (by resource, then lane) keeps two competing transactions from waiting on
     # each other in opposite orders.
     placements.sort(key=lambda p: (p.resource_id, p.lane))
-    Allocation.objects.bulk_create(
-        [
-            Allocation(
-                appointment=appointment,
-                resource_id=p.resource_id,
-                lane=p.lane,
-                start=from_minutes(p.start),
-                end=from_minutes(p.end),
-            )
+    return placements
+
+
+def _lane_lock_keys(placements: list[Placement]) -> list[int]:
+    # One advisory lock per (resource, lane, UTC day) a placement touches: two placements that
+    # overlap on a lane share at least one day, hence one key. 20 bits of day number, 5 of lane
+    # (capacity is at most 20), the resource id above them.
+    return sorted(
+        {
+            (p.resource_id << 25) | (p.lane << 20) | (day & 0xFFFFF)
             for p in placements
-        ]
+            for day in range(p.start // MINUTES_PER_DAY, (p.end - 1) // MINUTES_PER_DAY + 1)
+        }
     )
+
+
+_ALLOCATION_INSERT_SQL = (
+    'INSERT INTO "booking_allocation" ("appointment_id", "resource_id", "lane", "start", "end", '
+    '"active") VALUES '
+)
+
+
+def _write_allocations(appointment: Appointment, placements: list[Placement]) -> None:
+    """Take the checked lanes for ``appointment``.
+
+    Two transactions that both passed the check for the same lane would otherwise meet inside
+    the exclusion constraint, where concurrent inserts can wait on each other in a cycle that
+    PostgreSQL breaks only after ``deadlock_timeout`` (1 s by default). Queuing the writers of a
+    lane on an advisory lock first makes the later one find the earlier one's committed row at
+    once: an immediate exclusion violation, retried from a fresh read. The lock only orders
+    writers; the constraint still decides. SQLite's IMMEDIATE transactions already run one
+    writer at a time.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # unnest yields the sorted keys in order, so every transaction locks in one order.
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
+                [_lane_lock_keys(placements)],
+            )
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ALLOCATION_INSERT_SQL + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(placements)),
+            [
+                value
+                for p in placements
+                for value in (
+                    appointment.pk,
+                    p.resource_id,
+                    p.lane,
+                    adapt(from_minutes(p.start)),
+                    adapt(from_minutes(p.end)),
+                    True,
+                )
+            ],
+        )
+
+
+def _place(appointment: Appointment, *, online: bool, now: datetime) -> None:
+    """Check the appointment's time with the engine and write its allocations."""
+    placements = _placements(
+        appointment.appointment_type, appointment.start, online=online, now=now
+    )
+    _write_allocations(appointment, placements)
 
 
 def appointment_book(
@@ -177,15 +283,22 @@ def appointment_book(
 
     def book() -> Appointment:
         _lock_patient_and_check(patient, start, end, exclude=None)
+        if appointment_type.needs_approval:
+            # Under the patient's row lock, so two bookings cannot both take the last session
+            # a plan authorises; before the row exists, so it does not count against itself.
+            plan_in_force(patient=patient, appointment_type=appointment_type, now=now, start=start)
+        # Checked before the appointment row is written, so a refusal writes nothing.
+        placements = _placements(appointment_type, start, online=online, now=now)
         appointment = Appointment.objects.create(
-            location_id=appointment_type.location_id,
+            # The instances, not their ids: the signal's receivers read them, from the cache.
+            location=appointment_type.location,
             appointment_type=appointment_type,
             patient=patient,
             start=start,
             end=end,
             source=source,
         )
-        _place(appointment, online=online, now=now)
+        _write_allocations(appointment, placements)
         appointment_changed.send(sender=Appointment, appointment=appointment, change="booked")
         return appointment
 
@@ -344,6 +457,10 @@ def consultation_book_online(
         )
     with transaction.atomic():
         patient = patient_match_or_create(details=details, sms_consent=sms_consent, now=now)
+        # One patient's parallel requests queue on this row lock, so each one counts the visits
+        # the others booked; without it they all count the same few and pass the cap together.
+        # NO KEY UPDATE leaves foreign-key checks (a secure link being issued) unblocked.
+        Patient.objects.select_for_update(no_key=True).filter(pk=patient.pk).exists()
         pending = (
             Appointment.objects.active()
             .filter(patient=patient, appointment_type__kind=appointment_type.kind, start__gt=now)
@@ -429,8 +546,8 @@ def patient_link_request(*, email: str, date_of_birth: date, now: datetime | Non
 
 
 def _check_online_cutoff(appointment: Appointment, now: datetime) -> None:
-    hours = appointment.location.late_cancel_hours
-    if appointment.start - now < timedelta(hours=hours):
+    if now > appointment.online_changes_close_at:
+        hours = appointment.location.late_cancel_hours
         phone = appointment.location.phone
         raise PolicyViolation(
             f"Online changes close {hours} hours before the visit. Please call us"
