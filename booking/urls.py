@@ -8,4 +8,5 @@ urlpatterns = [
     path("availability/", api.Availability.as_view(), name="api-availability"),
     path("bookings/", api.BookingCreate.as_view(), name="api-bookings"),
     path("", include("booking.urls_plans")),
+    path("", include("booking.urls_series")),
 ]
