@@ -17,19 +17,16 @@ count from 1. Error fields name the position in the ``starts`` list given to
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from booking.errors import BookingError, NotEligible, PatientBusy, PolicyViolation, SlotTaken
 from booking.models import (
-    Allocation,
     Appointment,
     Patient,
     Protocol,
@@ -38,6 +35,7 @@ from booking.models import (
 )
 from booking.plans import plan_in_force
 from booking.selectors import availability_problem
+from booking.services import _with_retries, _write_allocations
 from booking.signals import appointment_changed
 from scheduling.availability import (
     MINUTES_PER_DAY,
@@ -58,13 +56,6 @@ LATER_FIRST_DAY_DAYS = 14
 ALTERNATIVES_PER_SESSION = 3
 SOURCES = ("staff", "link")
 
-# Losing a race on one lane of a nurse watching three chairs is not losing the time: the next
-# read may find another lane free. Past this many tries the time is taken.
-BOOKING_ATTEMPTS = 3
-_EXCLUSION_VIOLATION = "23P01"
-_DEADLOCK = "40P01"
-
-T = TypeVar("T")
 
 # The free starts of each local day, as (wall-clock minute of the day, UTC minute), in time
 # order.
@@ -661,80 +652,6 @@ def _placements(
     return out
 
 
-def _lane_lock_keys(placements: Iterable[Placement]) -> list[int]:
-    # One advisory lock per (resource, lane, UTC day) a placement touches, the same keys
-    # booking.services takes for a single visit, so a series and a single booking competing
-    # for a lane queue on one lock.
-    return sorted(
-        {
-            (p.resource_id << 25) | (p.lane << 20) | (day & 0xFFFFF)
-            for p in placements
-            for day in range(p.start // MINUTES_PER_DAY, (p.end - 1) // MINUTES_PER_DAY + 1)
-        }
-    )
-
-
-def _write_allocations(appointments: list[Appointment], placements: list[list[Placement]]) -> None:
-    """Take every session's lanes in one statement.
-
-    Queuing on advisory locks first (in one global order) makes a writer that lost a race find
-    the winner's committed rows at once, an immediate exclusion violation, instead of waiting
-    inside the constraint for a deadlock to be detected. The constraint still decides.
-    """
-    flat = [p for session in placements for p in session]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
-                [_lane_lock_keys(flat)],
-            )
-    Allocation.objects.bulk_create(
-        Allocation(
-            appointment=appointment,
-            resource_id=p.resource_id,
-            lane=p.lane,
-            start=from_minutes(p.start),
-            end=from_minutes(p.end),
-        )
-        for appointment, session in zip(appointments, placements, strict=True)
-        # A stable order keeps competing transactions from waiting on each other crosswise.
-        for p in sorted(session, key=lambda p: (p.resource_id, p.lane))
-    )
-
-
-def _sqlstate(exc: Exception) -> tuple[str, str]:
-    cause = exc.__cause__
-    diag = getattr(cause, "diag", None)
-    return (
-        getattr(cause, "sqlstate", "") or "",
-        getattr(diag, "constraint_name", "") or "",
-    )
-
-
-def _with_retries(operation: Callable[[], T]) -> T:
-    """Run ``operation`` in a transaction until it stops losing races: a lost race is retried
-    from a fresh read, where the winner's rows are visible and the check names the session."""
-    for _ in range(BOOKING_ATTEMPTS):
-        try:
-            with transaction.atomic():
-                return operation()
-        except IntegrityError as exc:
-            state, constraint = _sqlstate(exc)
-            if state != _EXCLUSION_VIOLATION:
-                raise
-            if constraint == "appointment_patient_no_overlap":
-                raise PatientBusy(
-                    "The patient already has a visit at one of these times.", field="starts"
-                ) from None
-        except OperationalError as exc:
-            if _sqlstate(exc)[0] != _DEADLOCK:
-                raise
-    raise SlotTaken(
-        "These times were being booked by others just now. Please ask for a new proposal.",
-        field="starts",
-    )
-
-
 def _lock_patient_and_check(
     patient: Patient, starts: Sequence[datetime], ends: Sequence[datetime]
 ) -> None:
@@ -814,11 +731,22 @@ def series_book(
             )
             for n, (start, end) in enumerate(zip(starts, ends, strict=True), start=1)
         )
-        _write_allocations(appointments, placements)
+        # A stable order keeps competing transactions from waiting on each other crosswise.
+        _write_allocations(
+            [
+                (appointment, sorted(session, key=lambda p: (p.resource_id, p.lane)))
+                for appointment, session in zip(appointments, placements, strict=True)
+            ]
+        )
         for appointment in appointments:
             appointment_changed.send(
                 sender=Appointment, appointment=appointment, change="booked", now=now
             )
         return series
 
-    return _with_retries(book)
+    return _with_retries(
+        book,
+        field="starts",
+        taken="These times were being booked by others just now. Please ask for a new proposal.",
+        busy="The patient already has a visit at one of these times.",
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TypeVar
@@ -66,8 +66,16 @@ def _sqlstate(exc: Exception) -> tuple[str, str]:
     return state, (getattr(diag, "constraint_name", "") or "")
 
 
-def _with_retries(operation: Callable[[], T]) -> T:
-    """Run ``operation`` (which opens its own atomic block) until it stops being contended."""
+def _with_retries(
+    operation: Callable[[], T],
+    *,
+    field: str = "start",
+    taken: str = "That time was just taken. Please choose another.",
+    busy: str = "The patient already has a visit at that time.",
+) -> T:
+    """Run ``operation`` in a transaction until it stops losing races: a lost race is retried
+    from a fresh read, where the winner's rows are visible to the check. Past the attempts, the
+    last loss is answered as ``SlotTaken`` (or ``PatientBusy``) naming ``field``."""
     lost_on = ""
     for _ in range(PLACEMENT_ATTEMPTS):
         try:
@@ -83,8 +91,8 @@ def _with_retries(operation: Callable[[], T]) -> T:
                 raise
             lost_on = "deadlock"
     if lost_on == "appointment_patient_no_overlap":
-        raise PatientBusy("The patient already has a visit at that time.", field="start")
-    raise SlotTaken("That time was just taken. Please choose another.", field="start")
+        raise PatientBusy(busy, field=field)
+    raise SlotTaken(taken, field=field)
 
 
 def _require_aware(start: datetime) -> None:
@@ -198,7 +206,7 @@ def _placements(
     return placements
 
 
-def _lane_lock_keys(placements: list[Placement]) -> list[int]:
+def _lane_lock_keys(placements: Iterable[Placement]) -> list[int]:
     # One advisory lock per (resource, lane, UTC day) a placement touches: two placements that
     # overlap on a lane share at least one day, hence one key. 20 bits of day number, 5 of lane
     # (capacity is at most 20), the resource id above them.
@@ -217,8 +225,8 @@ _ALLOCATION_INSERT_SQL = (
 )
 
 
-def _write_allocations(appointment: Appointment, placements: list[Placement]) -> None:
-    """Take the checked lanes for ``appointment``.
+def _write_allocations(batches: Sequence[tuple[Appointment, list[Placement]]]) -> None:
+    """Take the checked lanes of one or more appointments (a visit, or a whole series).
 
     Two transactions that both passed the check for the same lane would otherwise meet inside
     the exclusion constraint, where concurrent inserts can wait on each other in a cycle that
@@ -228,22 +236,23 @@ def _write_allocations(appointment: Appointment, placements: list[Placement]) ->
     writers; the constraint still decides. SQLite's IMMEDIATE transactions already run one
     writer at a time.
     """
+    rows = [(appointment.pk, p) for appointment, placements in batches for p in placements]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # unnest yields the sorted keys in order, so every transaction locks in one order.
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
-                [_lane_lock_keys(placements)],
+                [_lane_lock_keys([p for _, p in rows])],
             )
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         cursor.execute(
-            _ALLOCATION_INSERT_SQL + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(placements)),
+            _ALLOCATION_INSERT_SQL + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows)),
             [
                 value
-                for p in placements
+                for appointment_id, p in rows
                 for value in (
-                    appointment.pk,
+                    appointment_id,
                     p.resource_id,
                     p.lane,
                     adapt(from_minutes(p.start)),
@@ -259,7 +268,7 @@ def _place(appointment: Appointment, *, online: bool, now: datetime) -> None:
     placements = _placements(
         appointment.appointment_type, appointment.start, online=online, now=now
     )
-    _write_allocations(appointment, placements)
+    _write_allocations([(appointment, placements)])
 
 
 def appointment_book(
@@ -298,7 +307,7 @@ def appointment_book(
             end=end,
             source=source,
         )
-        _write_allocations(appointment, placements)
+        _write_allocations([(appointment, placements)])
         appointment_changed.send(sender=Appointment, appointment=appointment, change="booked")
         return appointment
 
