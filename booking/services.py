@@ -3,9 +3,11 @@
 Each runs lock -> check -> write in one transaction. The check is the availability engine itself
 (``scheduling.availability.allocate``), so an offered slot and an accepted booking can never
 disagree. On PostgreSQL the exclusion constraints on allocations and appointments are the last
-guard: two transactions that both passed the check cannot both commit overlapping lanes. The loser
-gets an exclusion violation (or, when their inserts wait on each other, a deadlock); we retry it
-from a fresh read, where the winner's rows are visible, and only then answer ``SlotTaken``.
+guard: two transactions that both passed the check cannot both commit overlapping lanes. Writers
+of a lane queue on an advisory lock (see ``_write_allocations``), so the loser meets the winner's
+committed row at once and gets an exclusion violation (a deadlock, should other code insert
+without the lock); we retry it from a fresh read, where the winner's rows are visible, and only
+then answer ``SlotTaken``.
 """
 
 from __future__ import annotations
