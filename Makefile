@@ -8,7 +8,8 @@ PYTEST_ARGS ?=
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chairside_bench
 
 .PHONY: install run web worker beat migrate seed test lint format typecheck migrations-check \
-        deploy-check bench bench-availability bench-booking-race clean
+        deploy-check bench bench-availability bench-booking-race bench-series bench-reminders \
+        clean
 
 install: $(VENV)/.installed
 
@@ -50,13 +51,19 @@ deploy-check: install
 	HTTPS=true SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
 	  ALLOWED_HOSTS=clinic.example.org $(PY) manage.py check --deploy --fail-level WARNING
 
-bench: bench-availability bench-booking-race
+bench: bench-availability bench-booking-race bench-series bench-reminders
 
 bench-availability: install
 	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.availability
 
 bench-booking-race: install
 	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.booking_race
+
+bench-series: install
+	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.series
+
+bench-reminders: install
+	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.reminders
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
