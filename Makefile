@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # The benchmarks need PostgreSQL; point DATABASE_URL elsewhere to use another server.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chairside_bench
 
-.PHONY: install run web worker beat migrate seed test lint format typecheck migrations-check \
+.PHONY: install run migrate seed test lint format typecheck migrations-check \
         deploy-check bench bench-availability bench-booking-race bench-series bench-reminders \
         clean
 

@@ -292,4 +292,6 @@ def test_a_rule_change_replans_in_bulk_not_visit_by_visit(session_type, book) ->
         book(session_type, day_at(days, 10))
         book(session_type, day_at(days, 12))
 
-    assert queries_to_replan() == few
+    # Five times the visits, not five times the statements: at most one more INSERT, where
+    # SQLite's limit on parameters per statement splits the bulk upsert.
+    assert queries_to_replan() <= few + 1
