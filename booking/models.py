@@ -38,6 +38,9 @@ class Patient(models.Model):
     sms_consent = models.BooleanField(default=False)
     sms_consent_at = models.DateTimeField(null=True, blank=True)
     sms_consent_version = models.CharField(max_length=16, blank=True)
+    # How the patient wants to hear from us; texts also need the consent above.
+    email_reminders = models.BooleanField(default=True)
+    sms_reminders = models.BooleanField(default=True)
     # Spravato: the patient's REMS enrolment must be on file before a first dose is booked.
     rems_enrolled_at = models.DateTimeField(null=True, blank=True)
     rems_patient_id = models.CharField(max_length=64, blank=True)

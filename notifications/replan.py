@@ -142,7 +142,8 @@ planned AS (
                        END AS at
                 FROM booking_appointment a
                 CROSS JOIN LATERAL (
-                    SELECT p.email <> '' AS has_email, p.sms_consent AND p.phone <> '' AS has_sms
+                    SELECT p.email <> '' AND p.email_reminders AS has_email,
+                           p.sms_consent AND p.sms_reminders AND p.phone <> '' AS has_sms
                     FROM booking_patient p WHERE p.id = a.patient_id
                     OFFSET 0
                 ) p

@@ -75,9 +75,9 @@ _NOTICE_FOR_CHANGE = {
 
 def _patient_channels(patient: Patient) -> list[str]:
     channels: list[str] = []
-    if patient.email:
+    if patient.email and patient.email_reminders:
         channels.append(Channel.EMAIL)
-    if patient.sms_consent and patient.phone:
+    if patient.sms_consent and patient.sms_reminders and patient.phone:
         channels.append(Channel.SMS)
     return channels
 
