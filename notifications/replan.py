@@ -1,17 +1,20 @@
-"""Re-planning every future visit of one type after its reminder rules changed, on PostgreSQL.
+"""Re-planning every future visit of one type after its reminder rules changed.
 
-One statement computes, for every (visit, rule, channel), exactly what the Python planner
-(``notifications.services._reminder_rows`` and ``notifications.planning``) would write, compares
-it with the rows already there and writes only the difference: new rows inserted, changed rows
-updated, rows no rule plans any more cancelled. A million visits are re-planned in seconds
-instead of the hours a loop over appointments takes.
+Two paths with one result. On PostgreSQL (:func:`replan_sql`) the plan is set-based: for every
+(visit, rule, channel) one statement computes exactly what the Python planner
+(``notifications.services._reminder_rows`` and ``notifications.planning``) would write, merges it
+with the rows already there in (visit, kind, channel) order and keeps only the difference, which
+a second statement writes: new rows inserted, changed rows updated, pending rows no rule plans
+any more cancelled. Rows equal to their plan are not touched, so a rule change rewrites the rows
+of that rule and no others. Elsewhere (:func:`replan_python`, SQLite) the visits go through the
+Python planner in batches; it is also the reference the set-based path is tested against.
 
-Wall-clock instants are computed once per zone and local day (a small calendar) and joined in,
-rather than converted per message. PostgreSQL and Python read a local time that the clocks skip
-(spring forward) the same way, with the offset in force before the change; a time the clocks
-repeat (fall back) PostgreSQL reads as its *second* occurrence, Python (``fold=0``) as its first.
-The calendar corrects that: when the same local time also existed under the earlier offset, the
-earlier instant is taken.
+Wall-clock instants are computed once per clinic and local day (a small calendar) rather than
+once per message. PostgreSQL and Python read a local time that the clocks skip (spring forward)
+the same way, with the offset in force before the change; a time the clocks repeat (fall back)
+PostgreSQL reads as its *second* occurrence, Python (``fold=0``) as its first. The calendar
+corrects that: when the same local time also existed under the earlier offset, the earlier
+instant is taken.
 """
 
 from __future__ import annotations
@@ -173,11 +176,17 @@ planned AS (
     ORDER BY c.id, c.kind, c.channel
 ),
 existing AS (
+    -- Visit by visit through the unique index, so that other visits' rows are never read.
     SELECT o.id, o.appointment_id, o.kind, o.channel, o.status, o.due_at,
            o.appointment_version, o.late_cutoff_minutes, o.attempts, o.claimed_at, o.sent_at,
-           o.provider_id, o.detail
-    FROM notifications_outboundmessage o
-    WHERE o.appointment_id BETWEEN %(first_id)s AND %(last_id)s
+           o.provider_id, o.detail, a.status AS visit_status
+    FROM booking_appointment a
+    JOIN notifications_outboundmessage o ON o.appointment_id = a.id
+    WHERE a.appointment_type_id = %(type_id)s
+      AND a.location_id = %(location_id)s
+      AND a.status = ANY(%(active)s::text[])
+      AND a.start > %(now)s
+      AND a.id BETWEEN %(first_id)s AND %(last_id)s
       AND o.kind <> ALL(%(change_kinds)s::text[])
     ORDER BY o.appointment_id, o.kind, o.channel
 )
@@ -196,18 +205,11 @@ WHERE (e.id IS NULL)
            IS DISTINCT FROM
            (p.status, p.due_at, p.version, p.cutoff, 0, NULL::timestamptz, NULL::timestamptz,
             '', p.detail))
-   -- A pending reminder of a visit re-planned here that no rule plans any more.
+   -- A pending reminder that no rule plans any more (a visit the patient confirmed keeps
+   -- its request to confirm as it is).
    OR (p.appointment_id IS NULL
        AND e.status = %(pending)s
-       AND EXISTS (
-           SELECT 1 FROM booking_appointment a
-           WHERE a.id = e.appointment_id
-             AND a.appointment_type_id = %(type_id)s
-             AND a.location_id = %(location_id)s
-             AND a.status = ANY(%(active)s::text[])
-             AND a.start > %(now)s
-             AND NOT (e.kind = %(confirm_request)s AND a.status <> %(booked)s)
-       ))
+       AND NOT (e.kind = %(confirm_request)s AND e.visit_status <> %(booked)s))
 """  # noqa: S608 - fixed fragments; values are bound parameters
 
 _DIFFERENCE_TABLE = """

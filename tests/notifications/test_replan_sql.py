@@ -191,12 +191,14 @@ def visits(
     """Visits on and around each zone's change days, in every state a re-plan meets."""
     # Booking plans the outbox by the clock: the clock, not just the services' ``now``.
     time_machine.move_to(BOOK_NOW, tick=False)
-    # (has e-mail, agreed to texts, has a phone)
+    # (has e-mail, wants e-mail, agreed to texts, wants texts, has a phone)
     reachability = [
-        (True, True, True),
-        (True, False, True),
-        (False, True, True),
-        (True, True, False),
+        (True, True, True, True, True),
+        (True, True, False, True, True),
+        (False, True, True, True, True),
+        (True, True, True, True, False),
+        (True, False, True, True, True),
+        (True, True, True, False, True),
     ]
     booked: list[Appointment] = []
     places: list[tuple[str, date, time]] = []
@@ -210,11 +212,13 @@ def visits(
         for change_day in days:
             for day in (change_day, change_day + timedelta(days=1)):
                 for moment in times:
-                    email, consent, phone = reachability[n % len(reachability)]
+                    email, by_email, consent, by_text, phone = reachability[n % len(reachability)]
                     patient = make_patient(
                         email="" if not email else f"visit{n}@example.com",
+                        email_reminders=by_email,
                         phone="" if not phone else f"+1212556{n:04d}",
                         sms_consent=consent,
+                        sms_reminders=by_text,
                     )
                     booked.append(
                         appointment_book(
