@@ -1,6 +1,16 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class BookingConfig(AppConfig):
     name = "booking"
     verbose_name = "Booking"
+
+    def ready(self) -> None:
+        from booking.history import record_change
+        from booking.signals import appointment_changed
+        from booking.staff import sync_roles
+
+        # After every app's permissions exist (they too are made on post_migrate).
+        post_migrate.connect(sync_roles, dispatch_uid="booking.sync_roles")
+        appointment_changed.connect(record_change, dispatch_uid="booking.history")

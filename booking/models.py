@@ -23,6 +23,9 @@ SMS_CONSENT_WORDINGS = {
     ),
 }
 
+# A signed treatment consent counts as current for a year.
+CONSENT_VALID_DAYS = 365
+
 
 class Patient(models.Model):
     first_name = models.CharField(max_length=100)
@@ -44,6 +47,8 @@ class Patient(models.Model):
     # Spravato: the patient's REMS enrolment must be on file before a first dose is booked.
     rems_enrolled_at = models.DateTimeField(null=True, blank=True)
     rems_patient_id = models.CharField(max_length=64, blank=True)
+    # The signed treatment consent on file; it is current for CONSENT_VALID_DAYS after signing.
+    treatment_consent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -64,6 +69,9 @@ class AppointmentStatus(models.TextChoices):
     NO_SHOW = "no_show", "No-show"
     CANCELLED = "cancelled", "Cancelled"
     ON_HOLD = "on_hold", "On hold"
+    # A freed slot kept for a waitlisted patient while their offer is open: it holds lanes, so
+    # nobody else takes it, but it is not a visit (no reminders, not the patient's time).
+    HELD = "held", "Held for a waitlist offer"
 
 
 # Statuses whose appointment still occupies its resources and its patient's time.
@@ -154,6 +162,21 @@ class Appointment(models.Model):
     escort_phone = models.CharField(max_length=32, blank=True)
     escort_updated_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+    # The pre-visit checklist and the visit's progress at the desk (see booking.desk).
+    fasting_acknowledged_at = models.DateTimeField(null=True, blank=True)
+    medications_reviewed_at = models.DateTimeField(null=True, blank=True)
+    medications_reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    checklist_override_reason = models.CharField(max_length=500, blank=True)
+    checklist_override_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    checked_in_at = models.DateTimeField(null=True, blank=True)
+    seated_at = models.DateTimeField(null=True, blank=True)
+    recovering_at = models.DateTimeField(null=True, blank=True)
+    escort_present_at = models.DateTimeField(null=True, blank=True)
+    discharged_at = models.DateTimeField(null=True, blank=True)
     # Sessions of an infusion series: their place in it, and whether they wait for the
     # prescriber's review gate before they count as firmly booked.
     series = models.ForeignKey(
@@ -182,6 +205,12 @@ class Appointment(models.Model):
         indexes = [
             models.Index(fields=["location", "start"]),
             models.Index(fields=["patient", "start"]),
+        ]
+        permissions = [
+            ("check_in_appointment", "Can check patients in and mark no-shows"),
+            ("care_appointment", "Can seat, move to recovery and discharge patients"),
+            ("review_medications", "Can record that a patient's medications were reviewed"),
+            ("override_checklist", "Can check in with an incomplete checklist, giving a reason"),
         ]
 
     def __str__(self) -> str:
@@ -461,3 +490,171 @@ class ScheduleOverride(models.Model):
 
     def __str__(self) -> str:
         return f"override for {self.appointment_id}"
+
+
+# --- The front desk -----------------------------------------------------------------------
+
+
+class StaffProfile(models.Model):
+    """A staff account's place in the clinic: the locations it works at, and so the only
+    locations whose patients and calendars it can see. Its role is its group (booking.staff)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile"
+    )
+    locations = models.ManyToManyField(Location, related_name="staff_profiles", blank=True)
+    # The calendar column this person is, when they are a bookable staff member.
+    resource = models.OneToOneField(
+        Resource, on_delete=models.SET_NULL, null=True, blank=True, related_name="staff_profile"
+    )
+
+    def __str__(self) -> str:
+        return f"staff profile of {self.user}"
+
+
+class AppointmentEvent(models.Model):
+    """One line of an appointment's history: booked, moved, checked in, overridden…"""
+
+    appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=32)
+    detail = models.CharField(max_length=500, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["appointment", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class AuditAction(models.TextChoices):
+    VIEW = "view", "Viewed"
+    CREATE = "create", "Created"
+    UPDATE = "update", "Changed"
+    DELETE = "delete", "Deleted"
+    EXPORT = "export", "Exported"
+
+
+class AuditEvent(models.Model):
+    """Who read or wrote which patient's data, when, and from where. Append-only: on
+    PostgreSQL a trigger refuses UPDATE and DELETE; the admin shows it read-only."""
+
+    at = models.DateTimeField(db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    # Kept as text too: the record outlives a renamed account.
+    username = models.CharField(max_length=150)
+    action = models.CharField(max_length=16, choices=AuditAction.choices)
+    object_type = models.CharField(max_length=40)
+    object_id = models.CharField(max_length=64, blank=True)
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    location = models.ForeignKey(
+        Location, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    method = models.CharField(max_length=8, blank=True)
+    path = models.CharField(max_length=300, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["patient", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.action} {self.object_type} {self.object_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+
+class WaitlistStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    OFFERED = "offered", "Offer open"
+    BOOKED = "booked", "Booked"
+    REMOVED = "removed", "Removed"
+
+
+class WaitlistEntry(models.Model):
+    """A patient waiting for a visit of one type at one location, inside a window of days
+    and (optionally) a daily window of local wall-clock time. First come, first offered."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="waitlist")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="+")
+    appointment_type = models.ForeignKey(
+        AppointmentType, on_delete=models.PROTECT, related_name="+"
+    )
+    earliest_date = models.DateField()
+    latest_date = models.DateField()
+    earliest_time = models.TimeField(null=True, blank=True)
+    latest_time = models.TimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=12, choices=WaitlistStatus.choices, default=WaitlistStatus.WAITING
+    )
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "waitlist entries"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(earliest_date__lte=F("latest_date")), name="waitlist_date_order"
+            ),
+        ]
+        indexes = [models.Index(fields=["appointment_type", "status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.patient} waiting for {self.appointment_type}"
+
+
+class OfferStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    EXPIRED = "expired", "Expired"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class WaitlistOffer(models.Model):
+    """A freed slot offered to one waiting patient, held for them (``hold``, an appointment in
+    status HELD) until ``expires_at``. The patient answers through a link whose token is
+    stored hashed."""
+
+    entry = models.ForeignKey(WaitlistEntry, on_delete=models.CASCADE, related_name="offers")
+    hold = models.OneToOneField(
+        Appointment, on_delete=models.PROTECT, null=True, blank=True, related_name="held_for"
+    )
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    token_hash = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=12, choices=OfferStatus.choices, default=OfferStatus.OPEN)
+    appointment = models.ForeignKey(
+        Appointment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entry"], condition=Q(status="open"), name="waitlist_one_open_offer"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"offer {self.start:%Y-%m-%d %H:%M} to entry {self.entry_id}"

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Max, Q
@@ -280,11 +280,13 @@ def appointment_book(
     start: datetime,
     source: str = "staff",
     now: datetime | None = None,
+    by: Any = None,
 ) -> Appointment:
     """Book ``patient`` into a visit of ``appointment_type`` starting at ``start``.
 
     ``source="online"`` applies the type's minimum notice; the front desk may book any future
-    slot. Raises ``SlotTaken`` (409), ``PatientBusy`` (409) or ``PolicyViolation`` (422).
+    slot. ``by`` is the staff member acting, for the history. Raises ``SlotTaken`` (409),
+    ``PatientBusy`` (409) or ``PolicyViolation`` (422).
     """
     now = now or timezone.now()
     _require_aware(start)
@@ -310,7 +312,9 @@ def appointment_book(
             source=source,
         )
         _write_allocations([(appointment, placements)])
-        appointment_changed.send(sender=Appointment, appointment=appointment, change="booked")
+        appointment_changed.send(
+            sender=Appointment, appointment=appointment, change="booked", now=now, by=by
+        )
         return appointment
 
     return _with_retries(book)
@@ -322,6 +326,7 @@ def appointment_reschedule(
     start: datetime,
     online: bool = False,
     now: datetime | None = None,
+    by: Any = None,
 ) -> Appointment:
     """Move ``appointment`` to ``start``: its old lanes are released and new ones taken at once,
     or nothing changes."""
@@ -345,7 +350,9 @@ def appointment_reschedule(
         current.version += 1
         current.save(update_fields=["start", "end", "version", "updated_at"])
         _place(current, online=online, now=now)
-        appointment_changed.send(sender=Appointment, appointment=current, change="rescheduled")
+        appointment_changed.send(
+            sender=Appointment, appointment=current, change="rescheduled", now=now, by=by
+        )
         return current
 
     return _with_retries(reschedule)
@@ -357,6 +364,7 @@ def appointment_cancel(
     reason: str = "",
     online: bool = False,
     now: datetime | None = None,
+    by: Any = None,
 ) -> Appointment:
     """Cancel ``appointment`` and release its lanes. Cancelling twice is harmless.
 
@@ -379,7 +387,9 @@ def appointment_cancel(
         current.cancel_reason = reason[:500]
         current.version += 1
         current.save(update_fields=["status", "cancel_reason", "version", "updated_at"])
-        appointment_changed.send(sender=Appointment, appointment=current, change="cancelled")
+        appointment_changed.send(
+            sender=Appointment, appointment=current, change="cancelled", now=now, by=by
+        )
     return current
 
 
@@ -579,7 +589,9 @@ def appointment_confirm(*, appointment: Appointment, now: datetime | None = None
         current.status = AppointmentStatus.CONFIRMED
         current.confirmed_at = now
         current.save(update_fields=["status", "confirmed_at", "updated_at"])
-        appointment_changed.send(sender=Appointment, appointment=current, change="confirmed")
+        appointment_changed.send(
+            sender=Appointment, appointment=current, change="confirmed", now=now
+        )
     return current
 
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("webhooks/sms/<slug:provider>/", sms_webhook, name="sms-webhook"),
     path("staff/messages/", message_log, name="staff-messages"),
+    path("staff/", include("booking.urls_staff")),
     path("admin/", admin.site.urls),
 ]
 

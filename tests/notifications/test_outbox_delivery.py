@@ -403,7 +403,7 @@ def test_retries_back_off_and_stop_at_the_limit(booked, provider, sweep: Sweep, 
 
 
 def test_a_permanent_4xx_fails_at_once_and_is_listed_for_the_front_desk(
-    booked, provider, sweep: Sweep, texts, mailoutbox, admin_client: Client
+    booked, provider, sweep: Sweep, texts, mailoutbox, admin_user, client: Client
 ):
     provider.append(PermanentSendError("provider answered 400: not a mobile number"))
 
@@ -418,7 +418,8 @@ def test_a_permanent_4xx_fails_at_once_and_is_listed_for_the_front_desk(
     assert "not a mobile number" in message.detail
     assert outcomes(message) == ["failed"]
     assert texts == []
-    response = admin_client.get("/staff/messages/")
+    client.force_login(admin_user)  # now: a session from before the sweeps has gone idle
+    response = client.get("/staff/messages/")
     assert response.status_code == 200
     assert list(response.context["failed"]) == [message]
     assert mailoutbox  # the e-mail confirmation went its own way
