@@ -10,12 +10,13 @@ Views translate HTTP to one selector or service call; errors take the shape set 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import (
@@ -326,6 +327,34 @@ class AwareDateTime(serializers.DateTimeField):
         if not EARLIEST_DATE <= instant.date() <= LATEST_DATE:
             self.fail("range")
         return instant
+
+
+class ScopedRelatedMixin:
+    """A related-object field whose choices are what the requesting staff member may see:
+    ``scope(user)`` (e.g. ``booking.staff.patients_for``). Any other id reads as unknown,
+    exactly like one that does not exist. ``queryset`` (all rows) is kept for the schema."""
+
+    def __init__(
+        self,
+        *,
+        scope: Callable[[Any], QuerySet[Any]],
+        related: tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> None:
+        self.scope, self.related = scope, related
+        super().__init__(**kwargs)
+
+    def get_queryset(self) -> QuerySet[Any]:
+        request = self.context.get("request")  # type: ignore[attr-defined]
+        return self.scope(getattr(request, "user", None)).select_related(*self.related)
+
+
+class ScopedPrimaryKey(ScopedRelatedMixin, serializers.PrimaryKeyRelatedField[Any]):
+    pass
+
+
+class ScopedSlug(ScopedRelatedMixin, serializers.SlugRelatedField[Any]):
+    pass
 
 
 class StrictSerializer(serializers.Serializer[Any]):

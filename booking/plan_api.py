@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from booking.api import ERROR, StrictBoolean, StrictSerializer, Text
+from booking.api import ERROR, ScopedPrimaryKey, ScopedSlug, StrictBoolean, StrictSerializer, Text
 from booking.models import (
     Appointment,
     DecisionOutcome,
@@ -40,6 +40,7 @@ from booking.plans import (
     plan_status,
     plans_with_usage,
 )
+from booking.staff import appointments_for, patients_for, plans_for, protocols_for
 
 
 class ModelPermissions(DjangoModelPermissions):
@@ -147,10 +148,12 @@ class NewDecision(StrictSerializer):
     """A prescriber's decision. An approval also needs `protocol`, `sessions_authorised` and
     `valid_until`; a decline must leave them out."""
 
-    patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.all())
-    consultation = serializers.SlugRelatedField(
+    patient = ScopedPrimaryKey(queryset=Patient.objects.all(), scope=patients_for)
+    consultation = ScopedSlug(
         slug_field="reference",
-        queryset=Appointment.objects.select_related("appointment_type"),
+        queryset=Appointment.objects.all(),
+        scope=appointments_for,
+        related=("appointment_type",),
         required=False,
         allow_null=True,
         help_text="The consultation's reference, when the decision follows one.",
@@ -165,8 +168,10 @@ class NewDecision(StrictSerializer):
         default="",
         help_text="Required for an approval with conditions.",
     )
-    protocol = serializers.PrimaryKeyRelatedField(
-        queryset=Protocol.objects.select_related("appointment_type__location"),
+    protocol = ScopedPrimaryKey(
+        queryset=Protocol.objects.all(),
+        scope=protocols_for,
+        related=("appointment_type__location",),
         required=False,
         allow_null=True,
     )
@@ -200,7 +205,7 @@ class PlanQuery(serializers.Serializer[Any]):
     patient = serializers.IntegerField(min_value=1, help_text="The patient's id.")
 
     def validate_patient(self, value: int) -> Patient:
-        patient = Patient.objects.filter(pk=value).first()
+        patient = patients_for(self.context["request"].user).filter(pk=value).first()
         if patient is None:
             raise serializers.ValidationError("Unknown patient.")
         return patient
@@ -234,7 +239,7 @@ class DecisionCreate(APIView):
     )
     def post(self, request: Request) -> Response:
         now = timezone.now()
-        incoming = NewDecision(data=request.data)
+        incoming = NewDecision(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         decision = eligibility_decide(
@@ -270,10 +275,10 @@ class PlanList(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        query = PlanQuery(data=request.query_params)
+        query = PlanQuery(data=request.query_params, context={"request": request})
         query.is_valid(raise_exception=True)
         plans = plans_with_usage(
-            TreatmentPlan.objects.filter(patient=query.validated_data["patient"])
+            plans_for(request.user).filter(patient=query.validated_data["patient"])
         ).order_by("-decision__decided_at", "-pk")
         listing = serializers.ListSerializer(
             plans, child=PlanSerializer(), context={"now": timezone.now()}
@@ -298,6 +303,6 @@ class PlanRevoke(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         now = timezone.now()
-        plan = get_object_or_404(TreatmentPlan, pk=pk)
+        plan = get_object_or_404(plans_for(request.user), pk=pk)
         plan_revoke(plan=plan, revoked_by=request.user, now=now)
         return Response(PlanSerializer(_plan_with_usage(plan.pk), context={"now": now}).data)

@@ -30,6 +30,7 @@ from booking.api import (
     ERROR,
     LATEST_DATE,
     AwareDateTime,
+    ScopedPrimaryKey,
     StrictBoolean,
     StrictSerializer,
     Text,
@@ -46,6 +47,7 @@ from booking.series_changes import (
     series_review_confirm,
     series_session_reschedule,
 )
+from booking.staff import appointments_for, plans_for, series_for
 
 
 class Prescribes(BasePermission):
@@ -140,12 +142,14 @@ def proposal_body(proposal: Proposal, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def _series_queryset() -> QuerySet[Series]:
+def _series_queryset(user: Any) -> QuerySet[Series]:
     # Two queries whatever the number of sessions: the series with its place, then its sessions.
-    return Series.objects.select_related(
-        "plan", "protocol__appointment_type__location"
-    ).prefetch_related(
-        Prefetch("sessions", queryset=Appointment.objects.order_by("series_index", "start"))
+    return (
+        series_for(user)
+        .select_related("plan", "protocol__appointment_type__location")
+        .prefetch_related(
+            Prefetch("sessions", queryset=Appointment.objects.order_by("series_index", "start"))
+        )
     )
 
 
@@ -173,18 +177,18 @@ def series_body(series: Series) -> dict[str, Any]:
     }
 
 
-def _series_response(pk: int, code: int = status.HTTP_200_OK) -> Response:
-    return Response(series_body(_series_queryset().get(pk=pk)), status=code)
+def _series_response(request: Request, pk: int, code: int = status.HTTP_200_OK) -> Response:
+    return Response(series_body(_series_queryset(request.user).get(pk=pk)), status=code)
 
 
 # --- Input ---------------------------------------------------------------------------------------
 
 
-def _plan_field() -> serializers.PrimaryKeyRelatedField[TreatmentPlan]:
-    return serializers.PrimaryKeyRelatedField(
-        queryset=TreatmentPlan.objects.select_related(
-            "patient", "protocol__appointment_type__location"
-        ),
+def _plan_field() -> ScopedPrimaryKey:
+    return ScopedPrimaryKey(
+        queryset=TreatmentPlan.objects.all(),
+        scope=plans_for,
+        related=("patient", "protocol__appointment_type__location"),
         help_text="The treatment plan's id; it must be the patient's plan in force.",
     )
 
@@ -280,7 +284,7 @@ class ProposalCreate(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        incoming = NewProposal(data=request.data)
+        incoming = NewProposal(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         plan = data["plan"]
@@ -322,13 +326,13 @@ class SeriesCreate(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        incoming = NewSeries(data=request.data)
+        incoming = NewSeries(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         series = series_book(
             plan=data["plan"], starts=data["starts"], source="staff", now=timezone.now()
         )
-        return _series_response(series.pk, status.HTTP_201_CREATED)
+        return _series_response(request, series.pk, status.HTTP_201_CREATED)
 
 
 class SeriesDetail(APIView):
@@ -342,7 +346,7 @@ class SeriesDetail(APIView):
         responses={200: SeriesSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND},
     )
     def get(self, request: Request, pk: int) -> Response:
-        return Response(series_body(get_object_or_404(_series_queryset(), pk=pk)))
+        return Response(series_body(get_object_or_404(_series_queryset(request.user), pk=pk)))
 
 
 class SeriesHold(APIView):
@@ -364,11 +368,11 @@ class SeriesHold(APIView):
         },
     )
     def post(self, request: Request, pk: int) -> Response:
-        series = get_object_or_404(Series, pk=pk)
+        series = get_object_or_404(series_for(request.user), pk=pk)
         incoming = HoldInput(data=request.data)
         incoming.is_valid(raise_exception=True)
         series_hold(series=series, reason=incoming.validated_data["reason"], now=timezone.now())
-        return _series_response(series.pk)
+        return _series_response(request, series.pk)
 
 
 class SeriesResume(APIView):
@@ -393,9 +397,9 @@ class SeriesResume(APIView):
         },
     )
     def post(self, request: Request, pk: int) -> Response:
-        series = get_object_or_404(Series, pk=pk)
+        series = get_object_or_404(series_for(request.user), pk=pk)
         series_resume(series=series, now=timezone.now())
-        return _series_response(series.pk)
+        return _series_response(request, series.pk)
 
 
 class SeriesCancelRest(APIView):
@@ -411,14 +415,14 @@ class SeriesCancelRest(APIView):
         responses={200: SeriesSerializer, 400: ERROR, 403: _FORBIDDEN, 404: _NOT_FOUND},
     )
     def post(self, request: Request, pk: int) -> Response:
-        series = get_object_or_404(Series, pk=pk)
+        series = get_object_or_404(series_for(request.user), pk=pk)
         incoming = CancelRestInput(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         series_cancel_rest(
             series=series, from_index=data["from_index"], reason=data["reason"], now=timezone.now()
         )
-        return _series_response(series.pk)
+        return _series_response(request, series.pk)
 
 
 class SeriesReview(APIView):
@@ -439,9 +443,9 @@ class SeriesReview(APIView):
         },
     )
     def post(self, request: Request, pk: int) -> Response:
-        series = get_object_or_404(Series, pk=pk)
+        series = get_object_or_404(series_for(request.user), pk=pk)
         series_review_confirm(series=series, by=request.user, now=timezone.now())
-        return _series_response(series.pk)
+        return _series_response(request, series.pk)
 
 
 class SessionReschedule(APIView):
@@ -473,7 +477,7 @@ class SessionReschedule(APIView):
     )
     def post(self, request: Request, reference: str) -> Response:
         session = get_object_or_404(
-            Appointment.objects.filter(series__isnull=False), reference=reference
+            appointments_for(request.user).filter(series__isnull=False), reference=reference
         )
         incoming = RescheduleInput(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -486,4 +490,4 @@ class SessionReschedule(APIView):
             shift_later=data["shift_later"],
             now=timezone.now(),
         )
-        return _series_response(cast(int, session.series_id))  # filtered on a series above
+        return _series_response(request, cast(int, session.series_id))  # filtered on a series above

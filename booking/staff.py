@@ -16,12 +16,21 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model, QuerySet
+from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
 
-from booking.models import Appointment, AuditAction, AuditEvent, Patient, StaffProfile
+from booking.models import (
+    Appointment,
+    AuditAction,
+    AuditEvent,
+    Patient,
+    Protocol,
+    Series,
+    StaffProfile,
+    TreatmentPlan,
+)
 from booking.plans import PRESCRIBE
 from scheduling.models import Location
 
@@ -132,9 +141,27 @@ def appointments_for(user: Any) -> QuerySet[Appointment]:
 
 
 def patients_for(user: Any) -> QuerySet[Patient]:
-    """Patients with at least one visit (or waitlist place) at ``user``'s locations."""
+    """Patients ``user`` may see: those with a visit at one of their locations, and those with
+    no visit anywhere yet (registered at a desk, or waiting for their first booking)."""
     ids = location_ids(user)
-    return Patient.objects.filter(appointments__location_id__in=ids).distinct()
+    here = Appointment.objects.filter(patient=OuterRef("pk"), location_id__in=ids)
+    anywhere = Appointment.objects.filter(patient=OuterRef("pk"))
+    return Patient.objects.filter(Exists(here) | ~Exists(anywhere))
+
+
+def plans_for(user: Any) -> QuerySet[TreatmentPlan]:
+    """Treatment plans for visits at ``user``'s locations."""
+    return TreatmentPlan.objects.filter(
+        protocol__appointment_type__location_id__in=location_ids(user)
+    )
+
+
+def series_for(user: Any) -> QuerySet[Series]:
+    return Series.objects.filter(protocol__appointment_type__location_id__in=location_ids(user))
+
+
+def protocols_for(user: Any) -> QuerySet[Protocol]:
+    return Protocol.objects.filter(appointment_type__location_id__in=location_ids(user))
 
 
 def get_scoped(queryset: QuerySet[Any], **lookup: Any) -> Any:

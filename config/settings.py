@@ -311,6 +311,8 @@ AXES_VERBOSE = False
 SESSION_COOKIE_AGE = 60 * env.int("STAFF_IDLE_MINUTES", default=30, validate=Range(min=1))
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# The demo clinic's staff accounts (seed_demo) sign in with this; it is never used otherwise.
+DEMO_STAFF_PASSWORD = env.str("DEMO_STAFF_PASSWORD", default="chairside-demo")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

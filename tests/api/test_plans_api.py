@@ -24,6 +24,7 @@ from booking.models import (
     EligibilityDecision,
     Patient,
     Protocol,
+    StaffProfile,
     TreatmentPlan,
 )
 from booking.plan_api import ContraindicationAnswers
@@ -51,20 +52,22 @@ def protocols(clinic: Location) -> dict[str, Protocol]:
 
 
 def staff(username: str, *codenames: str) -> User:
+    """A staff member with these permissions, working at every location that exists now."""
     user = User.objects.create_user(username, password="unused-in-tests")
     user.user_permissions.add(
         *Permission.objects.filter(content_type__app_label="booking", codename__in=codenames)
     )
+    StaffProfile.objects.create(user=user).locations.set(Location.objects.all())
     return user
 
 
 @pytest.fixture
-def prescriber(db: None) -> User:
+def prescriber(clinic: Location) -> User:
     return staff("dr.one", "add_eligibilitydecision", "view_treatmentplan")
 
 
 @pytest.fixture
-def desk(db: None) -> User:
+def desk(clinic: Location) -> User:
     """Front desk: may read plans, may not decide."""
     return staff("desk", "view_treatmentplan")
 
@@ -189,6 +192,29 @@ def test_it_links_a_decision_to_its_consultation_by_reference(
 
     assert response.status_code == 201, response.content
     assert response.json()["consultation"] == visit.reference
+
+
+def test_staff_of_another_location_cannot_decide_for_or_read_its_patients(
+    prescriber, make_patient, protocols, consultation, make_location
+):
+    patient = make_patient()
+    appointment_book(
+        appointment_type=consultation,
+        patient=patient,
+        start=NOW + timedelta(days=1, hours=2),
+        now=NOW,
+    )
+    decide(prescriber, patient, protocols["mood-induction"])
+    plan = TreatmentPlan.objects.get(patient=patient)
+    elsewhere = staff("dr.elsewhere", "add_eligibilitydecision", "view_treatmentplan")
+    elsewhere.staff_profile.locations.set([make_location()])
+    client = as_user(elsewhere)
+
+    refused = post(client, DECISIONS, approval(patient, protocols["booster"]))
+    assert {"patient", "protocol"} <= set(assert_error(refused, 400)["fields"])
+    assert "patient" in assert_error(client.get(PLANS, {"patient": patient.pk}), 400)["fields"]
+    assert_error(post(client, f"{PLANS}{plan.pk}/revoke/", {}), 404)
+    assert TreatmentPlan.objects.get(pk=plan.pk).revoked_at is None
 
 
 def test_it_refuses_a_decision_from_staff_who_are_not_prescribers(desk, make_patient, protocols):
@@ -330,9 +356,10 @@ def test_listing_plans_takes_the_same_queries_for_many(
     client = as_user(desk)
     client.get(PLANS, {"patient": patient.pk})  # a first request warms the session
 
-    # session, user, user's permissions, group permissions, patient, plans, and the session's
-    # renewal, an UPDATE inside a savepoint (idle logout counts from the last request)
-    with django_assert_num_queries(9):
+    # session, user, user's permissions, group permissions, user's locations, patient, plans,
+    # and the session's renewal, an UPDATE in a savepoint (idle logout counts from the last
+    # request)
+    with django_assert_num_queries(10):
         response = client.get(PLANS, {"patient": patient.pk})
 
     assert len(response.json()) == 4

@@ -21,12 +21,14 @@ from booking.models import (
     Patient,
     ScheduleOverride,
     Series,
+    SeriesStatus,
+    StaffProfile,
     TreatmentPlan,
 )
 from booking.plans import CONTRAINDICATIONS, eligibility_decide
 from booking.series import series_book
 from booking.services import appointment_book
-from scheduling.models import AppointmentType
+from scheduling.models import AppointmentType, Location
 
 NEW_YORK = ZoneInfo("America/New_York")
 NOW = datetime.fromisoformat("2026-06-01T12:00:00+00:00")  # Monday, 08:00 in New York
@@ -46,25 +48,27 @@ def clock() -> Iterator[time_machine.Traveller]:
 
 
 def staff(username: str, *codenames: str) -> User:
+    """A staff member with these permissions, working at every location that exists now."""
     user = User.objects.create_user(username, password="unused-in-tests")
     user.user_permissions.add(
         *Permission.objects.filter(content_type__app_label="booking", codename__in=codenames)
     )
+    StaffProfile.objects.create(user=user).locations.set(Location.objects.all())
     return user
 
 
 @pytest.fixture
-def desk(db: None) -> User:
+def desk(clinic: Location) -> User:
     return staff("desk", "add_series", "view_series")
 
 
 @pytest.fixture
-def reader(db: None) -> User:
+def reader(clinic: Location) -> User:
     return staff("reader", "view_series")
 
 
 @pytest.fixture
-def prescriber(db: None) -> User:
+def prescriber(clinic: Location) -> User:
     return staff("dr.series", "add_series", "view_series", "add_eligibilitydecision")
 
 
@@ -284,19 +288,41 @@ def test_an_unknown_series_or_session_is_not_found(desk, series):
     )
 
 
-def test_reading_a_series_takes_nine_queries_not_one_per_session(
+def test_reading_a_series_takes_ten_queries_not_one_per_session(
     desk, series, django_assert_num_queries
 ):
     client = as_user(desk)
     client.get(f"{SERIES}{series.pk}/")  # the first request may warm caches
 
-    # Session, user, user and group permissions; the series with its place, then its sessions;
-    # the session's renewal (an UPDATE in a savepoint: idle logout counts from the last request).
-    with django_assert_num_queries(9):
+    # Session, user, user and group permissions, the user's locations; the series with its
+    # place, then its sessions; the session's renewal (an UPDATE in a savepoint: idle logout
+    # counts from the last request).
+    with django_assert_num_queries(10):
         response = client.get(f"{SERIES}{series.pk}/")
 
     assert response.status_code == 200
     assert len(response.json()["sessions"]) == 6
+
+
+def test_staff_of_another_location_cannot_reach_a_series_or_its_plan(series, plan, make_location):
+    elsewhere = staff("elsewhere", "add_series", "view_series", "add_eligibilitydecision")
+    elsewhere.staff_profile.locations.set([make_location()])
+    client = as_user(elsewhere)
+    session = series.sessions.get(series_index=2)
+
+    assert_error(client.get(f"{SERIES}{series.pk}/"), 404)
+    assert_error(post(client, f"{SERIES}{series.pk}/hold/", {"reason": "Blood pressure"}), 404)
+    assert_error(
+        post(
+            client,
+            f"/api/v1/series/sessions/{session.reference}/reschedule/",
+            {"start": iso(STARTS[1] + timedelta(hours=1))},
+        ),
+        404,
+    )
+    refused = post(client, PROPOSALS, {"plan": plan.pk, "first_day": "2026-06-08"})
+    assert "plan" in assert_error(refused, 400)["fields"]
+    assert Series.objects.get(pk=series.pk).status == SeriesStatus.BOOKED
 
 
 # --- Changing a series ---------------------------------------------------------------------------

@@ -3,25 +3,42 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.contrib.auth.models import Permission, User
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission, User
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from booking.errors import BookingError
 from booking.intake_defaults import intake_options_install_defaults
-from booking.models import SMS_CONSENT_VERSION, Appointment, DecisionOutcome, Patient, Protocol
+from booking.models import (
+    SMS_CONSENT_VERSION,
+    Appointment,
+    DecisionOutcome,
+    Patient,
+    Protocol,
+    StaffProfile,
+)
 from booking.plans import CONTRAINDICATIONS, eligibility_decide
 from booking.protocol_defaults import protocols_install_defaults
 from booking.services import appointment_book
+from booking.staff import Role
 from notifications.defaults import reminder_rules_install_defaults
 from scheduling.demo import demo_clinic_create
-from scheduling.models import AppointmentType
+from scheduling.models import AppointmentType, Location, Resource, StaffRole
 
 DEMO_PATIENTS = (
     ("Avery", "Jordan", "avery.jordan@example.com", "+12125550111", date(1984, 3, 14)),
     ("Blake", "Morgan", "blake.morgan@example.com", "+12125550122", date(1979, 11, 2)),
     ("Casey", "Reed", "casey.reed@example.com", "+13035550133", date(1991, 7, 23)),
     ("Devon", "Quinn", "devon.quinn@example.com", "+13035550144", date(1968, 1, 30)),
+)
+
+# Demo sign-ins for the staff pages, one per role: (username, first, last, role, all locations).
+DEMO_STAFF = (
+    ("desk", "Robin", "Hale", Role.FRONT_DESK, True),
+    ("nurse", "Sam", "Ortiz", Role.NURSE, False),
+    ("prescriber", "Amara", "Osei", Role.PRESCRIBER, False),
+    ("admin", "Kim", "Lee", Role.ADMIN, True),
 )
 
 
@@ -37,6 +54,7 @@ class Command(BaseCommand):
             protocols_install_defaults(location=location)
             for appointment_type in AppointmentType.objects.filter(location=location):
                 reminder_rules_install_defaults(appointment_type=appointment_type)
+        self._demo_staff(locations)
         if Appointment.objects.exists():
             self.stdout.write("Demo clinic already seeded.")
             return
@@ -76,6 +94,33 @@ class Command(BaseCommand):
                 except BookingError as exc:
                     self.stderr.write(f"skipped a demo booking: {exc.message}")
         self.stdout.write(f"Demo clinic seeded: {len(locations)} locations, {booked} bookings.")
+
+    def _demo_staff(self, locations: list[Location]) -> None:
+        """One account per role, signed in at /staff/ with DEMO_STAFF_PASSWORD. The nurse and
+        the prescriber work at the first location only, so the scoping shows."""
+        password = settings.DEMO_STAFF_PASSWORD
+        for username, first, last, role, everywhere in DEMO_STAFF:
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={"first_name": first, "last_name": last, "is_staff": role == Role.ADMIN},
+            )
+            if not created:
+                continue
+            user.set_password(password)
+            user.save()
+            user.groups.add(Group.objects.get(name=role))
+            profile = StaffProfile.objects.create(user=user)
+            profile.locations.set(locations if everywhere else locations[:1])
+            if role == Role.PRESCRIBER:
+                profile.resource = Resource.objects.filter(
+                    location=locations[0], role=StaffRole.PRESCRIBER
+                ).first()
+                profile.save(update_fields=["resource"])
+        self.stdout.write(
+            "Staff sign-in at /staff/: "
+            + ", ".join(username for username, *_ in DEMO_STAFF)
+            + f" (password {password!r})."
+        )
 
 
 def _demo_prescriber() -> User:
