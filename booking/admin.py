@@ -1,16 +1,48 @@
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from booking.models import Allocation, Appointment, Patient
+from booking.models import Allocation, Appointment, AuditEvent, Patient, StaffProfile
+from booking.staff import appointments_for, audit_events_for, patients_for
+
+M = TypeVar("M", bound=Model)
+
+
+class ScopedAdmin(admin.ModelAdmin[M]):
+    """Rows at the signed-in staff member's locations only, as on the staff pages: the admin is
+    no back door to another location's patients."""
+
+    scope: Callable[[Any], QuerySet[Any]]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[M]:
+        return super().get_queryset(request).filter(pk__in=self.scope(request.user).values("pk"))
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin[Patient]):
+class PatientAdmin(ScopedAdmin[Patient]):
+    scope = staticmethod(patients_for)
     list_display = ["last_name", "first_name", "date_of_birth", "email", "needs_review"]
     list_filter = ["needs_review"]
     search_fields = ["last_name", "first_name", "email"]
+
+
+class ReadOnlyAdmin(ScopedAdmin[M]):
+    """Shown (within the staff member's locations), never added, changed or deleted through
+    the admin."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class AllocationInline(admin.TabularInline[Allocation, Appointment]):
@@ -25,9 +57,11 @@ class AllocationInline(admin.TabularInline[Allocation, Appointment]):
 
 
 @admin.register(Appointment)
-class AppointmentAdmin(admin.ModelAdmin[Appointment]):
+class AppointmentAdmin(ReadOnlyAdmin[Appointment]):
     """Read-only: appointments change only through the booking services, which keep their
     allocations, reminders and history consistent."""
+
+    scope = staticmethod(appointments_for)
 
     list_display = ["reference", "start", "appointment_type", "location", "status"]
     list_filter = ["location", "status", "appointment_type__kind"]
@@ -36,14 +70,34 @@ class AppointmentAdmin(admin.ModelAdmin[Appointment]):
     list_select_related = ["appointment_type", "location"]
     inlines = [AllocationInline]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin[AuditEvent]):
+    """Read-only: the audit log is append-only (a PostgreSQL trigger refuses UPDATE/DELETE)."""
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    scope = staticmethod(audit_events_for)
 
+    list_display = ["at", "username", "action", "object_type", "object_id", "location", "ip"]
+    list_filter = ["action", "object_type"]
+    search_fields = ["username", "object_id"]
+    date_hierarchy = "at"
+    list_select_related = ["location"]
+
+
+class StaffProfileInline(admin.StackedInline[StaffProfile, User]):
+    """Where a staff member works: the locations whose patients and calendars they may see.
+    Their role is their group (Front desk, Nurse, Prescriber, Admin)."""
+
+    model = StaffProfile
+    can_delete = False
+    filter_horizontal = ["locations"]
+
+
+class StaffUserAdmin(UserAdmin):
+    inlines = [StaffProfileInline]
+
+
+admin.site.unregister(User)
+admin.site.register(User, StaffUserAdmin)
 
 import booking.admin_plans  # noqa: E402, F401 - registers the plan models

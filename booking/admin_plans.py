@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from booking.admin import ReadOnlyAdmin, ScopedAdmin
 from booking.errors import BookingError
 from booking.models import EligibilityDecision, Protocol, TreatmentPlan
 from booking.plans import (
@@ -25,6 +26,7 @@ from booking.plans import (
     plan_revoke,
     plan_status,
 )
+from booking.staff import appointments_for, patients_for, plans_for
 
 
 @admin.register(Protocol)
@@ -81,9 +83,15 @@ class DecisionForm(forms.ModelForm[EligibilityDecision]):
         return data
 
 
+def _decisions_for(user: Any) -> QuerySet[EligibilityDecision]:
+    return EligibilityDecision.objects.filter(patient__in=patients_for(user))
+
+
 @admin.register(EligibilityDecision)
-class EligibilityDecisionAdmin(admin.ModelAdmin[EligibilityDecision]):
+class EligibilityDecisionAdmin(ScopedAdmin[EligibilityDecision]):
     """Recorded once, by a prescriber, and read-only from then on."""
+
+    scope = staticmethod(_decisions_for)
 
     form = DecisionForm
     list_display = ["patient", "outcome", "decided_by", "decided_at"]
@@ -92,6 +100,14 @@ class EligibilityDecisionAdmin(admin.ModelAdmin[EligibilityDecision]):
     search_fields = ["patient__last_name", "patient__first_name"]
     date_hierarchy = "decided_at"
     raw_id_fields = ["patient", "consultation"]
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # A decision only for a patient (and a consultation) at the prescriber's locations.
+        if db_field.name == "patient":
+            kwargs["queryset"] = patients_for(request.user)
+        elif db_field.name == "consultation":
+            kwargs["queryset"] = appointments_for(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: EligibilityDecision | None = None) -> Any:
         if obj is None:
@@ -140,8 +156,10 @@ class EligibilityDecisionAdmin(admin.ModelAdmin[EligibilityDecision]):
 
 
 @admin.register(TreatmentPlan)
-class TreatmentPlanAdmin(admin.ModelAdmin[TreatmentPlan]):
+class TreatmentPlanAdmin(ReadOnlyAdmin[TreatmentPlan]):
     """Plans come from approvals; the only change is revoking one."""
+
+    scope = staticmethod(plans_for)
 
     list_display = [
         "patient",
@@ -179,12 +197,3 @@ class TreatmentPlanAdmin(admin.ModelAdmin[TreatmentPlan]):
 
     def has_prescribe_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(PRESCRIBE)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -19,7 +19,10 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import (
+    Direction,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -34,7 +37,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from booking.idempotency import HEADER as IDEMPOTENCY_HEADER
-from booking.idempotency import Answer, idempotent, key_problem
+from booking.idempotency import MAX_KEY_LENGTH, Answer, idempotent, key_problem
 from booking.models import Appointment, AppointmentStatus
 from booking.selectors import available_slots
 from booking.services import IntakeAnswers, PatientDetails, consultation_book_online
@@ -47,6 +50,23 @@ MAX_RANGE_DAYS = 62
 # the bound keeps date arithmetic far from datetime's limits.
 EARLIEST_DATE = date(2000, 1, 1)
 LATEST_DATE = date(2100, 12, 31)
+
+# The one error shape of config.api, for the schema.
+ERROR = inline_serializer(
+    "Error",
+    {
+        "error": inline_serializer(
+            "ErrorDetail",
+            {
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(
+                    help_text="Field name to message; nested fields nest."
+                ),
+            },
+        )
+    },
+)
 
 
 class LocationSerializer(serializers.ModelSerializer[Location]):
@@ -87,7 +107,13 @@ class AppointmentTypeList(generics.ListAPIView[AppointmentType]):
 
     serializer_class = AppointmentTypeSerializer
 
-    @extend_schema(parameters=[LocationQuery])
+    @extend_schema(
+        parameters=[LocationQuery],
+        responses={
+            200: AppointmentTypeSerializer(many=True),
+            400: OpenApiResponse(ERROR, "`location` is missing or names no active location."),
+        },
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -99,8 +125,11 @@ class AppointmentTypeList(generics.ListAPIView[AppointmentType]):
         ).order_by("slug")
 
 
-class AvailabilityQuery(LocationQuery):
-    appointment_type = serializers.SlugField(max_length=50)
+class DateRangeQuery(serializers.Serializer[Any]):
+    """``start`` and ``end``, local dates in the clinic's calendar, ``end`` inclusive and at
+    most ``max_days`` days from ``start``."""
+
+    max_days = MAX_RANGE_DAYS
     start = serializers.DateField(input_formats=["%Y-%m-%d"], help_text="First local date.")
     end = serializers.DateField(input_formats=["%Y-%m-%d"], help_text="Last local date, inclusive.")
 
@@ -113,10 +142,18 @@ class AvailabilityQuery(LocationQuery):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["end"] < attrs["start"]:
             raise serializers.ValidationError({"end": "Must not be before start."})
-        if (attrs["end"] - attrs["start"]).days + 1 > MAX_RANGE_DAYS:
+        if (attrs["end"] - attrs["start"]).days + 1 > self.max_days:
             raise serializers.ValidationError(
-                {"end": f"A range covers at most {MAX_RANGE_DAYS} days."}
+                {"end": f"A range covers at most {self.max_days} days."}
             )
+        return attrs
+
+
+class AvailabilityQuery(LocationQuery, DateRangeQuery):
+    appointment_type = serializers.SlugField(max_length=50)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
         appointment_type = (
             AppointmentType.objects.select_related("location")
             .filter(
@@ -156,10 +193,13 @@ class Availability(APIView):
 
     @extend_schema(
         parameters=[AvailabilityQuery],
-        responses=inline_serializer(
-            "AvailabilityResponse",
-            {"timezone": serializers.CharField(), "slots": SlotSerializer(many=True)},
-        ),
+        responses={
+            200: inline_serializer(
+                "AvailabilityResponse",
+                {"timezone": serializers.CharField(), "slots": SlotSerializer(many=True)},
+            ),
+            400: OpenApiResponse(ERROR, "Bad input; `error.fields` names each field."),
+        },
     )
     def get(self, request: Request) -> Response:
         query = AvailabilityQuery(data=request.query_params)
@@ -329,6 +369,20 @@ class AwareDateTime(serializers.DateTimeField):
         return instant
 
 
+def appointment_type_at(location: Location, slug: str) -> AppointmentType:
+    """The active appointment type ``slug`` at ``location``, or a 400 naming the field."""
+    appointment_type = (
+        AppointmentType.objects.select_related("location")
+        .filter(location=location, slug=slug, is_active=True)
+        .first()
+    )
+    if appointment_type is None:
+        raise serializers.ValidationError(
+            {"appointment_type": "No appointment type by that name at this location."}
+        )
+    return appointment_type
+
+
 class ScopedRelatedMixin:
     """A related-object field whose choices are what the requesting staff member may see:
     ``scope(user)`` (e.g. ``booking.staff.patients_for``). Any other id reads as unknown,
@@ -374,6 +428,21 @@ class StrictSerializer(serializers.Serializer[Any]):
         if unknown:
             raise serializers.ValidationError(unknown)
         return value
+
+
+class StrictSerializerSchema(OpenApiSerializerExtension):
+    """Tells clients what ``StrictSerializer`` enforces: a request may carry no other keys."""
+
+    target_class = StrictSerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(
+            self.target, direction, bypass_extensions=True
+        )
+        if direction == "request":
+            schema["additionalProperties"] = False
+        return schema
 
 
 def _django_check(check: Any, value: Any, **kwargs: Any) -> Any:
@@ -450,16 +519,9 @@ class NewBooking(StrictSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # Types not offered online are found here and refused by the service (422), so the
         # page and the API give the same answer for them.
-        appointment_type = (
-            AppointmentType.objects.select_related("location")
-            .filter(location=attrs["location"], slug=attrs["appointment_type"], is_active=True)
-            .first()
+        attrs["appointment_type"] = appointment_type_at(
+            attrs["location"], attrs["appointment_type"]
         )
-        if appointment_type is None:
-            raise serializers.ValidationError(
-                {"appointment_type": "No appointment type by that name at this location."}
-            )
-        attrs["appointment_type"] = appointment_type
         intake = attrs.get("intake") or {}
         attrs["intake"] = IntakeAnswers(
             conditions=list(dict.fromkeys(intake.get("conditions", []))),
@@ -505,23 +567,6 @@ class Booking(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=AppointmentStatus.choices)
 
 
-ERROR = inline_serializer(
-    "Error",
-    {
-        "error": inline_serializer(
-            "ErrorDetail",
-            {
-                "code": serializers.CharField(),
-                "message": serializers.CharField(),
-                "fields": serializers.DictField(
-                    help_text="Field name to message; nested fields nest."
-                ),
-            },
-        )
-    },
-)
-
-
 def booking_body(appointment: Appointment, appointment_type: AppointmentType) -> dict[str, Any]:
     zone = appointment_type.location.zone
     return {
@@ -557,7 +602,12 @@ class BookingCreate(APIView):
         parameters=[
             OpenApiParameter(
                 name=IDEMPOTENCY_HEADER,
-                type=str,
+                type={
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_KEY_LENGTH,
+                    "pattern": "^[!-~]+$",
+                },
                 location=OpenApiParameter.HEADER,
                 required=False,
                 description="Up to 255 visible ASCII characters, e.g. a UUID. Retrying with the "

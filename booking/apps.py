@@ -10,7 +10,9 @@ class BookingConfig(AppConfig):
         from booking.history import record_change
         from booking.signals import appointment_changed
         from booking.staff import sync_roles
+        from booking.waitlist import on_appointment_changed as offer_freed_slots
 
         # After every app's permissions exist (they too are made on post_migrate).
         post_migrate.connect(sync_roles, dispatch_uid="booking.sync_roles")
         appointment_changed.connect(record_change, dispatch_uid="booking.history")
+        appointment_changed.connect(offer_freed_slots, dispatch_uid="booking.waitlist")

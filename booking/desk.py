@@ -84,7 +84,7 @@ def checklist_missing(appointment: Appointment) -> list[str]:
 
 
 # Which permission records which item (the escort goes through the escort form).
-_ITEM_PERMISSIONS = {"fasting": CHANGE, "medications": REVIEW_MEDICATIONS, "consent": CHANGE}
+ITEM_PERMISSIONS = {"fasting": CHANGE, "medications": REVIEW_MEDICATIONS, "consent": CHANGE}
 
 
 def _locked(appointment: Appointment) -> Appointment:
@@ -110,12 +110,12 @@ def checklist_record(
     *, appointment: Appointment, item: str, by: Any, now: datetime | None = None
 ) -> Appointment:
     """Tick one checklist item (``fasting``, ``medications`` or ``consent``)."""
-    if item not in _ITEM_PERMISSIONS:
+    if item not in ITEM_PERMISSIONS:
         raise BookingError(
-            f"Unknown checklist item; choose one of {', '.join(sorted(_ITEM_PERMISSIONS))}.",
+            f"Unknown checklist item; choose one of {', '.join(sorted(ITEM_PERMISSIONS))}.",
             field="item",
         )
-    _require(by, _ITEM_PERMISSIONS[item])
+    _require(by, ITEM_PERMISSIONS[item])
     now = now or timezone.now()
     with transaction.atomic():
         current = _locked(appointment)

@@ -218,13 +218,18 @@ def _move_held(session: Appointment, start: datetime, now: datetime) -> Appointm
     def move() -> Appointment:
         current = Appointment.objects.select_for_update().get(pk=session.pk)
         kept = Allocation.objects.filter(appointment=current, active=True).update(active=False)
+        previous_start = current.start
         current.start, current.end = start, end
         current.version += 1
         current.save(update_fields=["start", "end", "version", "updated_at"])
         if kept:
             _place(current, online=False, now=now)
         appointment_changed.send(
-            sender=Appointment, appointment=current, change="rescheduled", now=now
+            sender=Appointment,
+            appointment=current,
+            change="rescheduled",
+            now=now,
+            previous_start=previous_start if kept else None,
         )
         return current
 

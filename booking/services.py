@@ -346,12 +346,18 @@ def appointment_reschedule(
             _check_online_cutoff(current, now)
         _lock_patient_and_check(current.patient, start, end, exclude=current.pk)
         Allocation.objects.filter(appointment=current, active=True).update(active=False)
+        previous_start = current.start
         current.start, current.end = start, end
         current.version += 1
         current.save(update_fields=["start", "end", "version", "updated_at"])
         _place(current, online=online, now=now)
         appointment_changed.send(
-            sender=Appointment, appointment=current, change="rescheduled", now=now, by=by
+            sender=Appointment,
+            appointment=current,
+            change="rescheduled",
+            now=now,
+            by=by,
+            previous_start=previous_start,
         )
         return current
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import django_stubs_ext
+from csp.constants import NONE, SELF
 from environs import Env, EnvError
 from marshmallow.validate import OneOf, Range
 
@@ -63,6 +64,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "axes",
+    "csp",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "scheduling",
@@ -79,6 +81,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into its lockout answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -189,9 +192,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-# The outbox sweep: the only periodic task. Reminders are rows, never ETA tasks.
+# The outbox sweep, and the expiry of waitlist holds. Reminders are rows, never ETA tasks.
 CELERY_BEAT_SCHEDULE = {
     "deliver-due-messages": {"task": "notifications.tasks.deliver_due", "schedule": 60.0},
+    "expire-waitlist-offers": {
+        "task": "notifications.tasks.expire_waitlist_offers",
+        "schedule": 60.0,
+    },
 }
 # A publish that cannot reach the broker gives up quickly: the database keeps the work.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
@@ -283,11 +290,28 @@ CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
-if env.bool("BEHIND_PROXY", default=False):
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Every page, API answer and error: our own scripts, styles and images only. No inline script or
+# style anywhere (pages keep data in json_script blocks, which are not run), so an injected
+# <script> or style="" does nothing. The API docs use drf-spectacular's split view, whose start-up
+# script is a file too. data: images are Swagger UI's and EventCalendar's icons.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 SILENCED_SYSTEM_CHECKS: list[str] = []
 
 # --- Staff sign-in ----------------------------------------------------------------------------
@@ -307,6 +331,11 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "staff/locked_out.html"
 AXES_VERBOSE = False
+# Behind the reverse proxy every request comes from its address: take the client's from the
+# X-Forwarded-For the (one) proxy appends, or one lockout would shut out everybody.
+if BEHIND_PROXY:
+    AXES_IPWARE_PROXY_COUNT = 1
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
 # Idle logout: a session lives this long after the last request (every request renews it).
 SESSION_COOKIE_AGE = 60 * env.int("STAFF_IDLE_MINUTES", default=30, validate=Range(min=1))
 SESSION_SAVE_EVERY_REQUEST = True
@@ -346,6 +375,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The status codes of a visit, shared by the staff and series answers: one named enum.
+    "ENUM_NAME_OVERRIDES": {"AppointmentStatusEnum": "booking.models.AppointmentStatus.values"},
 }
 
 LOGGING = {

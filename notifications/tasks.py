@@ -6,6 +6,7 @@ from smtplib import SMTPException
 
 from celery import shared_task
 
+from booking.waitlist import offers_expire
 from notifications.services import link_email_send, message_deliver_due, message_send
 
 
@@ -32,3 +33,10 @@ def send_messages(message_ids: list[int]) -> None:
 )
 def send_link_email(patient_id: int) -> None:
     link_email_send(patient_id=patient_id)
+
+
+@shared_task(ignore_result=True)
+def expire_waitlist_offers() -> int:
+    # Beat runs it every minute: an expired hold goes back to the lanes and the slot to the
+    # next patient in line (booking.waitlist).
+    return offers_expire()

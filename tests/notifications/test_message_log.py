@@ -1,5 +1,6 @@
 """The front desk's message log at /staff/messages/: what needs attention, and every message with
-its state and attempts, in a bounded number of queries."""
+its state and attempts, for the staff member's own locations only, in a bounded number of
+queries."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from booking.models import Appointment, Patient
+from booking.models import Appointment, AuditEvent, Patient
 from booking.services import appointment_book, appointment_cancel, appointment_escort_update
+from booking.staff import Role
 from notifications import sms
 from notifications.models import (
     Channel,
@@ -25,7 +27,8 @@ from notifications.models import (
 )
 from notifications.services import message_deliver_due, message_send
 from notifications.sms import BaseBackend, PermanentSendError, TransientSendError
-from scheduling.models import AppointmentType
+from scheduling.models import AppointmentType, Location
+from tests.staff_helpers import client_for, staff_user
 
 NEW_YORK = ZoneInfo("America/New_York")
 NOW = datetime(2026, 10, 5, 16, tzinfo=UTC)  # 12:00 EDT
@@ -66,12 +69,8 @@ def channels(settings, time_machine) -> Iterator[None]:
 
 
 @pytest.fixture
-def desk(django_user_model, client: Client) -> Client:
-    user = django_user_model.objects.create_user(
-        username="frontdesk", password="a long enough passphrase", is_staff=True
-    )
-    client.force_login(user)
-    return client
+def desk(clinic: Location) -> Client:
+    return client_for(staff_user(Role.FRONT_DESK, clinic, username="frontdesk"))
 
 
 def at(days: int, hour: int) -> datetime:
@@ -123,7 +122,10 @@ def test_it_sends_anonymous_visitors_to_the_login_page(client: Client, db: None)
 def test_it_sends_a_logged_in_non_staff_user_to_the_login_page(
     client: Client, django_user_model
 ) -> None:
-    client.force_login(django_user_model.objects.create_user(username="patient", password="x"))
+    # Django's own "is_staff" flag is not enough: a staff member has a StaffProfile.
+    client.force_login(
+        django_user_model.objects.create_user(username="patient", password="x", is_staff=True)
+    )
 
     response = client.get(URL)
 
@@ -228,6 +230,36 @@ def test_the_status_filter_shows_only_messages_in_that_state(
     assert len(rows) == OutboundMessage.objects.filter(status=MessageStatus.FAILED).count() == 1
 
 
+def test_it_shows_only_the_staff_members_own_locations(
+    settings, desk: Client, infusion, book, one_nurse_four_chairs: AppointmentType
+) -> None:
+    book(infusion, at(1, 10), "Alice Here")
+    book(one_nurse_four_chairs, at(1, 10), "Zed Elsewhere")  # no escort either
+    settings.SMS_BACKEND = f"{__name__}.RefusingBackend"
+    sweep(NOW)
+    assert OutboundMessage.objects.filter(
+        appointment__patient__last_name="Elsewhere", status=MessageStatus.FAILED
+    ).exists()
+
+    page = desk.get(URL).content.decode()
+
+    assert "Alice Here" in section(page, "escorts")
+    assert "Alice Here" in section(page, "failed")
+    assert all("Alice Here" in r for r in log_rows(page))
+    assert "Elsewhere" not in page
+
+
+def test_reading_it_is_audited(desk: Client) -> None:
+    desk.get(URL, {"status": MessageStatus.FAILED})
+
+    event = AuditEvent.objects.get(object_type="message_log")
+    assert (event.username, event.action, event.detail["status"]) == (
+        "frontdesk",
+        "view",
+        MessageStatus.FAILED,
+    )
+
+
 # --- Cost ----------------------------------------------------------------------------------
 
 
@@ -252,6 +284,8 @@ def test_its_queries_do_not_grow_with_the_number_of_messages(
     assert OutboundMessage.objects.count() > 40
 
     assert page_queries() == few
-    # Eight for the page, three to renew the session (idle logout counts from the last request).
-    with django_assert_max_num_queries(11):
+    # Session and user (2), staff check, permissions and location ids (4), the page's lists (6:
+    # count, page, attempts, failed, texts, escorts), the audit row (1), and three to renew the
+    # session (idle logout counts from the last request).
+    with django_assert_max_num_queries(16):
         desk.get(URL)

@@ -1,0 +1,286 @@
+"""The waitlist's pages: the one a waiting patient answers an offer on (/w/<token>/), and the
+front desk's list at /staff/waitlist/.
+
+The token in the address is the only key, so the page is private like the secure-link pages
+(never cached or indexed, no Referer to other sites). GET only shows the offer; accepting and
+declining are CSRF-protected POSTs that call one service each and redirect back to the page,
+which then says what happened. An unknown token is a 404; an offer already answered, withdrawn or
+expired says so.
+
+The staff list shows one location's open entries (``?location=<slug>``, one of the user's own:
+any other is a 404, as is an entry or a patient out of scope). Adding and removing need
+``MANAGE_WAITLIST``; every read and write is audited.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from booking.errors import BookingError
+from booking.link_pages import _private, _see_other, _too_many
+from booking.models import (
+    AuditAction,
+    OfferStatus,
+    WaitlistEntry,
+    WaitlistOffer,
+    WaitlistStatus,
+)
+from booking.staff import (
+    MANAGE_WAITLIST,
+    VIEW,
+    audit,
+    get_scoped,
+    location_ids,
+    locations_for,
+    patients_for,
+    staff_required,
+)
+from booking.throttle import client_address, rate_limit_hit
+from booking.waitlist import (
+    OfferNotFound,
+    offer_accept,
+    offer_decline,
+    offer_resolve,
+    waitlist_add,
+    waitlist_remove,
+)
+from scheduling.models import AppointmentType, Location
+
+# Per client address: far more than one patient answering needs, too few to probe for tokens.
+OFFER_PAGE_LIMIT = 60
+OFFER_PAGE_WINDOW = 60 * 60
+
+
+def _throttled(request: HttpRequest) -> HttpResponse | None:
+    wait = rate_limit_hit(
+        f"waitlist-offer:{client_address(request)}",
+        limit=OFFER_PAGE_LIMIT,
+        window=OFFER_PAGE_WINDOW,
+    )
+    return _too_many(request, wait) if wait else None
+
+
+def _not_found(request: HttpRequest) -> HttpResponse:
+    return render(request, "booking/waitlist/not_found.html", {}, status=404)
+
+
+def _offer_page(
+    request: HttpRequest, token: str, offer: WaitlistOffer, *, error: str = "", status: int = 200
+) -> HttpResponse:
+    now = timezone.now()
+    location = offer.entry.location
+    is_open = offer.status == OfferStatus.OPEN and offer.expires_at > now
+    return render(
+        request,
+        "booking/waitlist/offer.html",
+        {
+            "offer": offer,
+            "token": token,
+            "location": location,
+            "zone": location.timezone,
+            "type_name": offer.entry.appointment_type.public_name,
+            "is_open": is_open,
+            # An open offer past its expiry, not yet swept: to the patient it has expired.
+            "state": OfferStatus.EXPIRED
+            if offer.status == OfferStatus.OPEN and not is_open
+            else offer.status,
+            "error": error,
+        },
+        status=status,
+    )
+
+
+@_private
+@require_GET
+def offer(request: HttpRequest, token: str) -> HttpResponse:
+    if throttled := _throttled(request):
+        return throttled
+    found = offer_resolve(token=token)
+    if found is None:
+        return _not_found(request)
+    return _offer_page(request, token, found)
+
+
+def _answer(request: HttpRequest, token: str, *, accept: bool) -> HttpResponse:
+    if throttled := _throttled(request):
+        return throttled
+    try:
+        if accept:
+            offer_accept(token=token, now=timezone.now())
+        else:
+            offer_decline(token=token, now=timezone.now())
+    except OfferNotFound:
+        return _not_found(request)
+    except BookingError as refused:
+        found = offer_resolve(token=token)
+        if found is None:  # pragma: no cover - the service found it a moment ago
+            return _not_found(request)
+        return _offer_page(request, token, found, error=refused.message, status=refused.status)
+    return _see_other(reverse("waitlist-offer", args=[token]))
+
+
+@_private
+@require_POST
+def offer_accept_view(request: HttpRequest, token: str) -> HttpResponse:
+    return _answer(request, token, accept=True)
+
+
+@_private
+@require_POST
+def offer_decline_view(request: HttpRequest, token: str) -> HttpResponse:
+    return _answer(request, token, accept=False)
+
+
+# --- The front desk's list ----------------------------------------------------------------------
+
+
+class WaitlistAddForm(forms.Form):
+    patient = forms.IntegerField(min_value=1, label="Patient id")
+    appointment_type = forms.ModelChoiceField(
+        queryset=AppointmentType.objects.none(), label="Visit type"
+    )
+    earliest_date = forms.DateField(label="From (date)", widget=forms.DateInput({"type": "date"}))
+    latest_date = forms.DateField(label="Until (date)", widget=forms.DateInput({"type": "date"}))
+    earliest_time = forms.TimeField(
+        required=False, label="Not before (time)", widget=forms.TimeInput({"type": "time"})
+    )
+    latest_time = forms.TimeField(
+        required=False, label="Not after (time)", widget=forms.TimeInput({"type": "time"})
+    )
+    note = forms.CharField(required=False, max_length=500, label="Note")
+
+    def __init__(self, *args: object, location: Location, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        field = self.fields["appointment_type"]
+        assert isinstance(field, forms.ModelChoiceField)  # noqa: S101 - narrows the type
+        field.queryset = AppointmentType.objects.filter(location=location, is_active=True)
+
+
+def _staff_location(request: HttpRequest) -> Location | None:
+    """The location asked for (the first of the user's when none is): another's is a 404."""
+    locations = list(locations_for(request.user).order_by("name"))
+    if not locations:
+        return None
+    wanted = request.GET.get("location")
+    location = (
+        next((loc for loc in locations if loc.slug == wanted), None) if wanted else locations[0]
+    )
+    if location is None:
+        raise Http404("Not found.")
+    return location
+
+
+def _list_url(location: Location) -> str:
+    return f"{reverse('staff-waitlist')}?location={location.slug}"
+
+
+def _staff_page(
+    request: HttpRequest, location: Location | None, form: WaitlistAddForm | None, status: int = 200
+) -> HttpResponse:
+    context: dict[str, object] = {"nav": "waitlist", "location": location, "form": form}
+    if location is not None:
+        entries = list(
+            WaitlistEntry.objects.filter(
+                location=location,
+                status__in=(WaitlistStatus.WAITING, WaitlistStatus.OFFERED),
+            )
+            .select_related("patient", "appointment_type")
+            .order_by("created_at", "id")
+        )
+        open_offers = {
+            o.entry_id: o
+            for o in WaitlistOffer.objects.filter(entry__in=entries, status=OfferStatus.OPEN).only(
+                "entry_id", "start", "expires_at"
+            )
+        }
+        context.update(
+            entries=[(entry, open_offers.get(entry.pk)) for entry in entries],
+            locations=list(locations_for(request.user).order_by("name")),
+            zone=location.timezone,
+            can_manage=request.user.has_perm(MANAGE_WAITLIST),
+        )
+        audit(
+            request,
+            AuditAction.VIEW,
+            object_type="waitlist",
+            object_id=location.slug,
+            location_id=location.pk,
+            entries=len(entries),
+        )
+    return render(request, "staff/waitlist.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@never_cache
+@staff_required(VIEW)
+def staff_waitlist(request: HttpRequest) -> HttpResponse:
+    location = _staff_location(request)
+    if request.method == "GET":
+        form = None
+        if location is not None and request.user.has_perm(MANAGE_WAITLIST):
+            form = WaitlistAddForm(
+                location=location, initial={"patient": request.GET.get("patient", "")}
+            )
+        return _staff_page(request, location, form)
+    if not request.user.has_perm(MANAGE_WAITLIST):
+        raise PermissionDenied
+    if location is None:
+        raise Http404("Not found.")
+    form = WaitlistAddForm(request.POST, location=location)
+    if not form.is_valid():
+        return _staff_page(request, location, form, status=400)
+    data = form.cleaned_data
+    patient = get_scoped(patients_for(request.user), pk=data["patient"])
+    try:
+        entry = waitlist_add(
+            patient=patient,
+            location=location,
+            appointment_type=data["appointment_type"],
+            earliest_date=data["earliest_date"],
+            latest_date=data["latest_date"],
+            earliest_time=data["earliest_time"],
+            latest_time=data["latest_time"],
+            note=data["note"],
+            by=request.user,
+            now=timezone.now(),
+        )
+    except BookingError as refused:
+        form.add_error(refused.field if refused.field in form.fields else None, refused.message)
+        return _staff_page(request, location, form, status=refused.status)
+    audit(request, AuditAction.CREATE, entry, patient=patient, location_id=location.pk)
+    messages.success(request, f"{patient} is on the waitlist.")
+    return redirect(_list_url(location))
+
+
+@require_POST
+@staff_required(MANAGE_WAITLIST)
+def staff_waitlist_remove(request: HttpRequest, entry_id: int) -> HttpResponse:
+    entry = get_scoped(
+        WaitlistEntry.objects.filter(location_id__in=location_ids(request.user)).select_related(
+            "patient", "location", "appointment_type"
+        ),
+        pk=entry_id,
+    )
+    try:
+        waitlist_remove(entry=entry, by=request.user, now=timezone.now())
+    except BookingError as refused:
+        messages.error(request, refused.message)
+    else:
+        audit(
+            request,
+            AuditAction.UPDATE,
+            entry,
+            patient=entry.patient,
+            location_id=entry.location_id,
+            status=WaitlistStatus.REMOVED,
+        )
+        messages.success(request, f"{entry.patient} is off the waitlist.")
+    return redirect(_list_url(entry.location))

@@ -1,0 +1,482 @@
+"""The staff calendar: its read (columns, visits on them, wall-clock times across a clock change)
+and its data endpoint (who may read it, bad input, the audit trail, a fixed number of queries)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from booking.calendar import HELD_TITLE, calendar_json, calendar_load, zone_offsets
+from booking.models import (
+    Allocation,
+    Appointment,
+    AppointmentStatus,
+    AuditEvent,
+    Patient,
+    Series,
+    TreatmentPlan,
+)
+from booking.services import appointment_book
+from booking.staff import Role
+from scheduling.availability import local_day_bounds
+from scheduling.models import AppointmentType, Location, Resource, ResourceKind
+from tests.staff_helpers import client_for, staff_user
+
+NOW = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)
+MONDAY = date(2026, 10, 26)
+SUNDAY = date(2026, 11, 1)  # clocks go back at 02:00 EDT in New York
+URL = "/api/v1/calendar/"
+
+
+@pytest.fixture
+def make_patient(make_approved_patient: Callable[..., Patient]) -> Callable[..., Patient]:
+    """Patients approved for every treatment: these tests are about the calendar."""
+    return make_approved_patient
+
+
+def local(day: date, hour: int, minute: int = 0, fold: int = 0) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return datetime(
+        day.year, day.month, day.day, hour, minute, tzinfo=ZoneInfo("America/New_York"), fold=fold
+    )
+
+
+def resource(location: Location, name: str) -> Resource:
+    return Resource.objects.get(location=location, name=name)
+
+
+def visit(
+    appointment_type: AppointmentType,
+    patient: Patient,
+    start: datetime,
+    holds: list[Resource],
+    *,
+    status: str = AppointmentStatus.BOOKED,
+    minutes: int | None = None,
+    **fields: Any,
+) -> Appointment:
+    """An appointment with its lanes written directly: the read side does not care how."""
+    start = start.astimezone(UTC)  # real minutes from here on, not wall-clock arithmetic
+    end = start + timedelta(minutes=minutes or appointment_type.duration_minutes)
+    appointment = Appointment.objects.create(
+        location=appointment_type.location,
+        appointment_type=appointment_type,
+        patient=patient,
+        start=start,
+        end=end,
+        status=status,
+        **fields,
+    )
+    released = status in (AppointmentStatus.CANCELLED, AppointmentStatus.NO_SHOW)
+    Allocation.objects.bulk_create(
+        Allocation(appointment=appointment, resource=r, start=start, end=end, active=not released)
+        for r in holds
+    )
+    return appointment
+
+
+def week(location: Location, by: str = "staff", first: date = MONDAY, last: date = SUNDAY):
+    return calendar_load(location=location, first_day=first, last_day=last, by=by)
+
+
+def by_id(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {event["id"]: event for event in body["events"]}
+
+
+# --- The read -------------------------------------------------------------------------------
+
+
+@time_machine.travel(NOW, tick=False)
+def test_by_staff_it_shows_a_column_per_active_staff_member_and_each_visit_on_its_staff(
+    clinic, infusion, make_patient
+):
+    Resource.objects.create(location=clinic, kind=ResourceKind.STAFF, name="Gone", is_active=False)
+    booked = appointment_book(
+        appointment_type=infusion, patient=make_patient(), start=local(date(2026, 10, 28), 10)
+    )
+
+    body = week(clinic)
+
+    assert [r["title"] for r in body["resources"]] == ["Nurse", "Dr. One", "Dr. Two"]
+    staff_ids = {r["id"] for r in body["resources"]}
+    held = set(
+        Allocation.objects.filter(appointment=booked, active=True).values_list(
+            "resource_id", flat=True
+        )
+    )
+    (event,) = body["events"]
+    assert set(event["resourceIds"]) == held & staff_ids
+    assert len(event["resourceIds"]) == 2  # the nurse and a prescriber; the chair is not a column
+    assert event["id"] == booked.reference
+    assert (event["start"], event["end"]) == ("2026-10-28T10:00:00", "2026-10-28T11:30:00")
+    assert event["status"] == "booked"
+    assert event["type"] == "iv-mood"
+    assert event["title"] == f"{booked.patient} · {infusion.name}"
+    assert event["color"] == next(t["color"] for t in body["types"] if t["slug"] == "iv-mood")
+    assert body["timezone"] == "America/New_York"
+
+
+@time_machine.travel(NOW, tick=False)
+def test_by_chair_it_shows_chairs_only_and_visits_without_a_chair_stay_off_it(
+    clinic, infusion, consultation, make_patient
+):
+    infusion_visit = appointment_book(
+        appointment_type=infusion, patient=make_patient(), start=local(date(2026, 10, 27), 9)
+    )
+    appointment_book(
+        appointment_type=consultation, patient=make_patient(), start=local(date(2026, 10, 27), 9)
+    )
+
+    body = week(clinic, by="chair")
+
+    assert [r["title"] for r in body["resources"]] == ["Chair 1", "Chair 2"]
+    (event,) = body["events"]
+    chair = Allocation.objects.get(appointment=infusion_visit, resource__kind=ResourceKind.CHAIR)
+    assert event["resourceIds"] == [chair.resource_id]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_it_keeps_to_the_location_and_the_dates_asked_for(
+    clinic, infusion, make_location, make_patient
+):
+    nurse, chair = resource(clinic, "Nurse"), resource(clinic, "Chair 1")
+    inside = visit(infusion, make_patient(), local(MONDAY, 8), [nurse, chair])
+    visit(infusion, make_patient(), local(MONDAY - timedelta(days=1), 22), [nurse])
+    visit(infusion, make_patient(), local(SUNDAY + timedelta(days=1), 0), [nurse])
+    elsewhere = make_location()
+    other_nurse = Resource.objects.create(location=elsewhere, kind=ResourceKind.STAFF, name="N")
+    other_type = AppointmentType.objects.create(
+        location=elsewhere,
+        slug="x",
+        name="X",
+        public_name="X",
+        kind="infusion",
+        duration_minutes=30,
+    )
+    visit(other_type, make_patient(), local(date(2026, 10, 28), 9), [other_nurse])
+
+    assert list(by_id(week(clinic))) == [inside.reference]
+    assert [e["id"] for e in week(clinic, first=SUNDAY, last=SUNDAY)["events"]] == []
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_series_session_says_which_of_the_booked_sessions_it_is(clinic, infusion, make_patient):
+    patient = make_patient()
+    plan = TreatmentPlan.objects.filter(patient=patient, protocol__appointment_type=infusion).get()
+    series = Series.objects.create(plan=plan, protocol=plan.protocol)
+    nurse = resource(clinic, "Nurse")
+    sessions = [
+        visit(
+            infusion,
+            patient,
+            local(MONDAY + timedelta(days=2 * n), 9),
+            [nurse],
+            series=series,
+            series_index=n + 1,
+        )
+        for n in range(4)
+    ]
+    # The last one cancelled: the series now has three sessions.
+    Appointment.objects.filter(pk=sessions[3].pk).update(status=AppointmentStatus.CANCELLED)
+    Allocation.objects.filter(appointment=sessions[3]).update(active=False)
+
+    events = by_id(week(clinic))
+
+    assert events[sessions[1].reference]["series"] == "Session 2 of 3"
+    assert events[sessions[1].reference]["title"].endswith(f"{infusion.name} · Session 2 of 3")
+    assert sessions[3].reference not in events
+    assert events[sessions[0].reference]["tentative"] is False
+
+
+@time_machine.travel(NOW, tick=False)
+def test_held_slots_are_shown_as_held_and_cancelled_visits_are_not_shown(
+    clinic, infusion, make_patient
+):
+    nurse, chair = resource(clinic, "Nurse"), resource(clinic, "Chair 1")
+    held = visit(
+        infusion, make_patient(), local(MONDAY, 9), [nurse, chair], status=AppointmentStatus.HELD
+    )
+    cancelled = visit(
+        infusion,
+        make_patient(),
+        local(MONDAY, 11),
+        [nurse, chair],
+        status=AppointmentStatus.CANCELLED,
+    )
+    no_show = visit(
+        infusion,
+        make_patient(),
+        local(MONDAY, 13),
+        [nurse, chair],
+        status=AppointmentStatus.NO_SHOW,
+    )
+
+    body = week(clinic)
+    events = by_id(body)
+
+    assert events[held.reference]["status"] == "held"
+    assert events[held.reference]["title"] == f"{HELD_TITLE} · {infusion.name}"
+    assert body["statuses"]["held"] == HELD_TITLE
+    assert cancelled.reference not in events
+    # A no-show released its lanes but stays where it was, for the record.
+    assert events[no_show.reference]["resourceIds"] == [nurse.pk]
+    assert events[no_show.reference]["status"] == "no_show"
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_moved_no_show_is_shown_on_its_last_lanes_only(clinic, infusion, make_patient):
+    nurse, dr_one = resource(clinic, "Nurse"), resource(clinic, "Dr. One")
+    moved = visit(
+        infusion, make_patient(), local(MONDAY, 13), [nurse], status=AppointmentStatus.NO_SHOW
+    )
+    # Before the move it held Dr. One, two hours earlier.
+    Allocation.objects.create(
+        appointment=moved,
+        resource=dr_one,
+        start=local(MONDAY, 11),
+        end=local(MONDAY, 11, 15),
+        active=False,
+    )
+
+    assert by_id(week(clinic))[moved.reference]["resourceIds"] == [nurse.pk]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_across_the_fall_back_week_times_are_the_clinics_wall_clock(clinic, infusion, make_patient):
+    nurse = resource(clinic, "Nurse")
+    saturday = visit(infusion, make_patient(), local(date(2026, 10, 31), 9), [nurse])
+    sunday = visit(infusion, make_patient(), local(SUNDAY, 9), [nurse])
+    # 01:30 EDT for an hour ends at 01:30 EST: drawn for its length, not backwards.
+    night = visit(infusion, make_patient(), local(SUNDAY, 1, 30), [nurse], minutes=60)
+    # The second 01:30 (EST) of the same night.
+    repeated = visit(infusion, make_patient(), local(SUNDAY, 1, 30, fold=1), [nurse], minutes=15)
+
+    body = week(clinic)
+    events = by_id(body)
+
+    assert saturday.start == datetime(2026, 10, 31, 13, 0, tzinfo=UTC)  # EDT
+    assert sunday.start == datetime(2026, 11, 1, 14, 0, tzinfo=UTC)  # EST
+    assert events[saturday.reference]["start"] == "2026-10-31T09:00:00"
+    assert events[sunday.reference]["start"] == "2026-11-01T09:00:00"
+    assert events[sunday.reference]["end"] == "2026-11-01T10:30:00"
+    assert (events[night.reference]["start"], events[night.reference]["end"]) == (
+        "2026-11-01T01:30:00",
+        "2026-11-01T02:30:00",
+    )
+    assert (events[repeated.reference]["start"], events[repeated.reference]["end"]) == (
+        "2026-11-01T01:30:00",
+        "2026-11-01T01:45:00",
+    )
+    assert body["offsets"] == [
+        {"from": None, "minutes": -240},
+        {"from": "2026-11-01T06:00:00Z", "minutes": -300},
+    ]
+
+
+def test_offsets_list_the_spring_forward_change_to_the_minute():
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("America/New_York")
+    lo = local_day_bounds(zone, date(2026, 3, 2))[0]
+    hi = local_day_bounds(zone, date(2026, 3, 15))[1]
+    start = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)  # 02:00 EST → 03:00 EDT
+
+    assert zone_offsets(zone, lo, hi) == [(lo, -300), (int(start.timestamp()) // 60, -240)]
+    assert zone_offsets(zone, lo, lo + 24 * 60) == [(lo, -300)]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_names_are_escaped_in_the_json(clinic, infusion, make_patient):
+    patient = make_patient(first_name='Zoë "Z"', last_name="O\\Brien </script>")
+    nurse = resource(clinic, "Nurse")
+    booked = visit(infusion, patient, local(MONDAY, 9), [nurse])
+
+    text = calendar_json(location=clinic, first_day=MONDAY, last_day=SUNDAY, by="staff")
+
+    event = by_id(json.loads(text))[booked.reference]
+    assert event["title"] == f'Zoë "Z" O\\Brien </script> · {infusion.name}'
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_location_without_columns_has_no_events(make_location):
+    body = week(make_location(), by="chair")
+
+    assert body["resources"] == []
+    assert body["events"] == []
+
+
+# --- The endpoint ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def desk(clinic: Location) -> User:
+    return staff_user(Role.FRONT_DESK, clinic, username="desk.dana")
+
+
+def get(client: Client, **params: str):
+    query = {"location": "midtown", "start": "2026-10-26", "end": "2026-11-01", **params}
+    return client.get(URL, query)
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_endpoint_answers_the_week_and_records_who_read_it(clinic, infusion, desk):
+    visit(
+        infusion,
+        Patient.objects.create(
+            first_name="Ada",
+            last_name="L",
+            email="a@example.com",
+            phone="+12125550100",
+            date_of_birth=date(1980, 1, 1),
+        ),
+        local(MONDAY, 9),
+        [resource(clinic, "Chair 1")],
+    )
+
+    response = get(client_for(desk), by="chair")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert [r["title"] for r in body["resources"]] == ["Chair 1", "Chair 2"]
+    assert [e["title"] for e in body["events"]] == [f"Ada L · {infusion.name}"]
+    event = AuditEvent.objects.get()
+    assert (event.user, event.action, event.object_type, event.object_id) == (
+        desk,
+        "view",
+        "calendar",
+        "midtown",
+    )
+    assert event.location == clinic
+    assert event.detail == {"start": "2026-10-26", "end": "2026-11-01", "by": "chair"}
+
+
+@pytest.mark.parametrize("role", [Role.FRONT_DESK, Role.NURSE, Role.PRESCRIBER, Role.ADMIN])
+def test_every_role_may_read_the_calendar_of_its_location(clinic, role):
+    assert get(client_for(staff_user(role, clinic))).status_code == 200
+
+
+def test_strangers_and_accounts_without_a_role_may_not(clinic):
+    assert get(Client()).status_code in (401, 403)
+    no_role = User.objects.create_user("visitor", password="x")
+    assert get(client_for(no_role)).status_code == 403
+    assert not AuditEvent.objects.exists()
+
+
+def test_another_locations_calendar_is_not_found(clinic, make_location):
+    elsewhere = make_location(slug="uptown")
+    other_desk = staff_user(Role.FRONT_DESK, elsewhere)
+
+    response = get(client_for(other_desk))
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert get(client_for(other_desk), location="nowhere").status_code == 404
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"start": ""}, "start"),
+        ({"start": "26/10/2026"}, "start"),
+        ({"end": "2026-10-25"}, "end"),
+        ({"end": "2026-11-09"}, "end"),  # 15 days
+        ({"by": "room"}, "by"),
+        ({"location": ""}, "location"),
+        ({"start": "1999-12-31", "end": "2000-01-01"}, "start"),
+    ],
+)
+def test_bad_queries_are_400s_naming_the_field(clinic, desk, params, field):
+    response = get(client_for(desk), **params)
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert list(error["fields"]) == [field]
+
+
+def test_fourteen_days_are_allowed(clinic, desk):
+    assert get(client_for(desk), end="2026-11-08").status_code == 200
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_endpoint_runs_the_same_queries_for_ten_visits_or_two_hundred(clinic, infusion, desk):
+    chairs = [resource(clinic, "Chair 1"), resource(clinic, "Chair 2")]
+    nurse, doctor = resource(clinic, "Nurse"), resource(clinic, "Dr. One")
+    patient = Patient.objects.create(
+        first_name="Bo",
+        last_name="C",
+        email="b@example.com",
+        phone="+12125550101",
+        date_of_birth=date(1980, 1, 1),
+    )
+
+    def add(count: int) -> None:
+        already = Appointment.objects.count()
+        for n in range(already, already + count):
+            # Back to back, 10 minutes each, from Monday 06:00: never two at once.
+            visit(
+                infusion,
+                patient,
+                local(MONDAY, 6) + timedelta(minutes=10 * n),
+                [chairs[n % 2], nurse, doctor],
+                minutes=10,
+            )
+
+    def queries() -> tuple[int, int]:
+        client = client_for(desk)
+        with CaptureQueriesContext(connection) as captured:
+            response = get(client)
+        assert response.status_code == 200
+        return len(captured.captured_queries), len(response.json()["events"])
+
+    add(10)
+    few = queries()
+    add(190)
+    many = queries()
+
+    assert few[1] == 10
+    assert many[1] == 200
+    assert few[0] == many[0]
+
+
+# --- The page -------------------------------------------------------------------------------
+
+
+def test_the_page_offers_only_the_users_locations(clinic, make_location, desk):
+    make_location(slug="uptown", name="Uptown clinic")
+
+    response = client_for(desk).get("/staff/calendar/", {"by": "chair", "view": "day"})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'value="midtown"' in html
+    assert 'value="uptown"' not in html
+    config = json.loads(
+        html.split('id="calendar-config" type="application/json">')[1].split("<")[0]
+    )
+    assert config["location"] == "midtown"
+    assert (config["by"], config["view"]) == ("chair", "day")
+    assert config["dataUrl"] == URL
+    assert config["appointmentsUrl"] == "/api/v1/appointments/"
+    assert config["detailUrl"] == "/staff/appointments/REFERENCE/"
+    assert "vendor/event-calendar/event-calendar.min.js" in html
+    assert "<script>" not in html  # no inline script: data goes through json_script
+
+
+def test_the_page_sends_strangers_to_sign_in(clinic):
+    response = Client().get("/staff/calendar/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/staff/login/")

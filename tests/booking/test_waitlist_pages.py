@@ -1,0 +1,340 @@
+"""The waitlist's pages: a patient answers an offer at /w/<token>/; the front desk keeps the list
+at /staff/waitlist/ (booking.waitlist_pages)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.test import Client
+from django.urls import reverse
+
+from booking import waitlist_pages
+from booking.models import (
+    Appointment,
+    AppointmentStatus,
+    AuditEvent,
+    OfferStatus,
+    WaitlistEntry,
+    WaitlistOffer,
+    WaitlistStatus,
+)
+from booking.services import appointment_book
+from booking.staff import Role
+from booking.waitlist import offer_freed_slot
+from scheduling.models import AppointmentType, Location
+from tests.booking.test_waitlist import (  # noqa: F401 - quiet_delivery is a fixture
+    NOW,
+    TEN,
+    offer_tokens,
+    quiet_delivery,
+    wait_for,
+)
+from tests.staff_helpers import client_for, staff_user
+
+URL = "/staff/waitlist/"
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[None]:
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def tokens() -> Iterator[dict[int, str]]:
+    with offer_tokens() as heard:
+        yield heard
+
+
+@pytest.fixture
+def offered(consultation, make_patient, tokens) -> tuple[WaitlistOffer, str]:
+    wait_for(consultation, make_patient(first_name="Robin"))
+    offer = offer_freed_slot(appointment_type=consultation, start=TEN, now=NOW)
+    assert offer is not None
+    return offer, f"/w/{tokens[offer.pk]}/"
+
+
+# --- The patient's offer page ------------------------------------------------------------------
+
+
+def test_the_offer_page_shows_the_offer_and_changes_nothing(offered, consultation):
+    offer, url = offered
+
+    page = Client().get(url)
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert consultation.public_name in text
+    assert consultation.name not in text  # the internal name is the staff's
+    assert "Wednesday 3 June 2026 at 10:00 AM EDT" in text
+    assert "Monday 1 June 2026 at 10:00 AM EDT" in text  # the hold's expiry
+    assert f'action="{url}accept/"' in text
+    assert f'action="{url}decline/"' in text
+    assert "no-store" in page["Cache-Control"]
+    assert page["X-Robots-Tag"] == "noindex, nofollow"
+    offer.refresh_from_db()
+    assert offer.status == OfferStatus.OPEN
+
+
+def test_an_unknown_offer_is_not_found(db):
+    page = Client().get("/w/not-a-token/")
+
+    assert page.status_code == 404
+    assert "not valid" in page.content.decode()
+
+
+def test_accepting_books_and_the_page_says_so(offered):
+    offer, url = offered
+
+    answer = Client().post(f"{url}accept/")
+
+    assert answer.status_code == 303
+    assert answer["Location"] == url
+    offer.refresh_from_db()
+    assert offer.status == OfferStatus.ACCEPTED
+    assert offer.appointment is not None
+    assert offer.appointment.status == AppointmentStatus.BOOKED
+    page = Client().get(url)
+    assert "Booked." in page.content.decode()
+    assert "<form" not in page.content.decode()
+
+
+def test_declining_frees_the_offer_and_the_page_says_so(offered):
+    offer, url = offered
+
+    answer = Client().post(f"{url}decline/")
+
+    assert answer.status_code == 303
+    offer.refresh_from_db()
+    assert offer.status == OfferStatus.DECLINED
+    assert "You declined this time" in Client().get(url).content.decode()
+
+
+def test_an_expired_offer_cannot_be_accepted_and_says_why(offered):
+    offer, url = offered
+
+    with time_machine.travel(offer.expires_at + timedelta(seconds=1), tick=False):
+        page = Client().get(url)
+        answer = Client().post(f"{url}accept/")
+
+    assert "This offer has expired" in page.content.decode()
+    assert "<form" not in page.content.decode()
+    assert answer.status_code == 409
+    assert "expired" in answer.content.decode()
+    assert not Appointment.objects.filter(status=AppointmentStatus.BOOKED).exists()
+
+
+def test_accepting_twice_says_it_was_already_accepted(offered):
+    _offer, url = offered
+    Client().post(f"{url}accept/")
+
+    again = Client().post(f"{url}accept/")
+
+    assert again.status_code == 409
+    assert "already accepted" in again.content.decode()
+    assert Appointment.objects.filter(status=AppointmentStatus.BOOKED).count() == 1
+
+
+def test_answers_need_the_page_s_csrf_token(offered):
+    _offer, url = offered
+    client = Client(enforce_csrf_checks=True)
+
+    refused = client.post(f"{url}accept/")
+    page = client.get(url)
+    token = page.context["csrf_token"]
+    accepted = client.post(f"{url}accept/", {"csrfmiddlewaretoken": token})
+
+    assert refused.status_code == 403
+    assert accepted.status_code == 303
+
+
+def test_a_get_of_the_answer_addresses_does_nothing(offered):
+    offer, url = offered
+
+    assert Client().get(f"{url}accept/").status_code == 405
+    offer.refresh_from_db()
+    assert offer.status == OfferStatus.OPEN
+
+
+def test_the_offer_pages_are_rate_limited(offered, monkeypatch):
+    _offer, url = offered
+    monkeypatch.setattr(waitlist_pages, "OFFER_PAGE_LIMIT", 2)
+    client = Client()
+
+    answers = [client.get(url).status_code for _ in range(2)] + [
+        client.get("/w/guess/").status_code
+    ]
+
+    assert answers == [200, 200, 429]
+
+
+# --- The front desk's list ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def elsewhere(make_location, make_patient) -> tuple[Location, WaitlistEntry]:
+    from scheduling.defaults import appointment_types_install_defaults
+
+    site = make_location(slug="uptown")
+    appointment_types_install_defaults(location=site)
+    consult = AppointmentType.objects.select_related("location").get(
+        location=site, slug="consultation"
+    )
+    patient = make_patient(first_name="Faraway")
+    # A patient of that location: one visit there, written as a row (no lanes needed here).
+    Appointment.objects.create(
+        location=site,
+        appointment_type=consult,
+        patient=patient,
+        start=TEN - timedelta(days=30),
+        end=TEN - timedelta(days=30) + timedelta(hours=1),
+        status=AppointmentStatus.DISCHARGED,
+    )
+    return site, wait_for(consult, patient)
+
+
+def test_the_desk_sees_its_location_s_list_and_the_read_is_audited(
+    consultation, make_patient, elsewhere
+):
+    wait_for(consultation, make_patient(first_name="Nearby"))
+    desk = staff_user(Role.FRONT_DESK, consultation.location)
+
+    page = client_for(desk).get(URL)
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Nearby" in text
+    assert "Faraway" not in text
+    assert 'aria-current="page">Waitlist' in text
+    event = AuditEvent.objects.get(user=desk)
+    assert (event.action, event.object_type, event.location_id) == (
+        "view",
+        "waitlist",
+        consultation.location.pk,
+    )
+
+
+def test_another_location_s_list_is_not_found(consultation, elsewhere):
+    site, _entry = elsewhere
+    desk = staff_user(Role.FRONT_DESK, consultation.location)
+
+    assert client_for(desk).get(URL, {"location": site.slug}).status_code == 404
+
+
+def test_the_list_needs_a_staff_sign_in(db):
+    page = Client().get(URL)
+
+    assert page.status_code == 302
+    assert page["Location"] == f"{reverse('staff-login')}?next=/staff/waitlist/"
+
+
+def test_the_desk_adds_a_patient_and_it_is_audited(consultation, make_patient):
+    patient = make_patient()
+    appointment_book(appointment_type=consultation, patient=patient, start=TEN)
+    desk = staff_user(Role.FRONT_DESK, consultation.location)
+
+    answer = client_for(desk).post(
+        f"{URL}?location={consultation.location.slug}",
+        {
+            "patient": patient.pk,
+            "appointment_type": consultation.pk,
+            "earliest_date": "2026-06-04",
+            "latest_date": "2026-06-10",
+            "earliest_time": "09:00",
+            "latest_time": "12:00",
+            "note": "mornings only",
+        },
+    )
+
+    assert answer.status_code == 302
+    entry = WaitlistEntry.objects.get()
+    assert (entry.patient, entry.created_by, entry.status) == (
+        patient,
+        desk,
+        WaitlistStatus.WAITING,
+    )
+    assert AuditEvent.objects.filter(
+        user=desk, action="create", object_type="waitlistentry", patient=patient
+    ).exists()
+
+
+def test_a_refused_add_says_why(consultation, make_patient):
+    patient = make_patient()
+    appointment_book(appointment_type=consultation, patient=patient, start=TEN)
+    desk = staff_user(Role.FRONT_DESK, consultation.location)
+
+    answer = client_for(desk).post(
+        URL,
+        {
+            "patient": patient.pk,
+            "appointment_type": consultation.pk,
+            "earliest_date": "2026-06-10",
+            "latest_date": "2026-06-04",
+        },
+    )
+
+    assert answer.status_code == 400
+    assert "The first day must not be after the last day." in answer.content.decode()
+    assert not WaitlistEntry.objects.exists()
+
+
+def test_a_patient_of_another_location_cannot_be_added(consultation, elsewhere):
+    _site, entry = elsewhere
+    desk = staff_user(Role.FRONT_DESK, consultation.location)
+
+    answer = client_for(desk).post(
+        URL,
+        {
+            "patient": entry.patient_id,
+            "appointment_type": consultation.pk,
+            "earliest_date": "2026-06-04",
+            "latest_date": "2026-06-10",
+        },
+    )
+
+    assert answer.status_code == 404
+    assert WaitlistEntry.objects.count() == 1
+
+
+def test_a_nurse_reads_the_list_but_cannot_change_it(consultation, make_patient):
+    entry = wait_for(consultation, make_patient())
+    nurse = staff_user(Role.NURSE, consultation.location)
+    client = client_for(nurse)
+
+    page = client.get(URL)
+    added = client.post(URL, {"patient": entry.patient_id})
+    removed = client.post(reverse("staff-waitlist-remove", args=[entry.pk]))
+
+    assert page.status_code == 200
+    assert "Add a patient" not in page.content.decode()
+    assert (added.status_code, removed.status_code) == (403, 403)
+    entry.refresh_from_db()
+    assert entry.status == WaitlistStatus.WAITING
+
+
+def test_the_desk_removes_an_entry_and_it_is_audited(consultation, make_patient):
+    entry = wait_for(consultation, make_patient())
+    desk = staff_user(Role.FRONT_DESK, consultation.location)
+
+    answer = client_for(desk).post(reverse("staff-waitlist-remove", args=[entry.pk]))
+
+    assert answer.status_code == 302
+    entry.refresh_from_db()
+    assert entry.status == WaitlistStatus.REMOVED
+    assert AuditEvent.objects.filter(
+        user=desk, action="update", object_id=str(entry.pk), patient=entry.patient
+    ).exists()
+
+
+def test_another_location_s_entry_cannot_be_removed(consultation, elsewhere):
+    _site, entry = elsewhere
+    desk = staff_user(Role.FRONT_DESK, consultation.location)
+
+    answer = client_for(desk).post(reverse("staff-waitlist-remove", args=[entry.pk]))
+
+    assert answer.status_code == 404
+    entry.refresh_from_db()
+    assert entry.status == WaitlistStatus.WAITING
