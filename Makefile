@@ -8,8 +8,8 @@ PYTEST_ARGS ?=
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chairside_bench
 
 .PHONY: install run migrate seed test lint format typecheck migrations-check \
-        deploy-check bench bench-availability bench-booking-race bench-series bench-reminders \
-        clean
+        deploy-check backup-drill bench bench-availability bench-booking-race bench-series bench-reminders \
+        bench-calendar clean
 
 install: $(VENV)/.installed
 
@@ -51,7 +51,11 @@ deploy-check: install
 	HTTPS=true SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
 	  ALLOWED_HOSTS=clinic.example.org $(PY) manage.py check --deploy --fail-level WARNING
 
-bench: bench-availability bench-booking-race bench-series bench-reminders
+# Dump the database of DATABASE_URL, restore it into a scratch database, compare, drop it.
+backup-drill: install
+	$(PY) -m config.backup drill
+
+bench: bench-availability bench-booking-race bench-series bench-reminders bench-calendar
 
 bench-availability: install
 	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.availability
@@ -64,6 +68,9 @@ bench-series: install
 
 bench-reminders: install
 	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.reminders
+
+bench-calendar: install
+	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.calendar
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

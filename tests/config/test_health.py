@@ -1,6 +1,7 @@
 import pytest
 
 from config import health
+from tests.notifications.conftest import celery_broker
 
 
 class Down(Exception):
@@ -48,3 +49,13 @@ def test_any_failing_check_makes_it_unhealthy(db, client, monkeypatch, name):
 
 def test_it_only_answers_get(db, client):
     assert client.post("/healthz").status_code == 405
+
+
+def test_an_unreachable_broker_answers_503_for_real(db, client):
+    # Not a stand-in check: Celery really tries a broker nobody listens on.
+    with celery_broker("redis://127.0.0.1:1/0"):
+        response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"] == "error"
+    assert response.json()["checks"]["database"] == "ok"
