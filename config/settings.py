@@ -238,7 +238,7 @@ SMS_WEBHOOK_SECRET = env.str("SMS_WEBHOOK_SECRET", default="")
 # At most this many texts to one number in 24 hours, whatever the rules say.
 SMS_DAILY_CAP_PER_PHONE = env.int("SMS_DAILY_CAP_PER_PHONE", default=6)
 # Deliverable messages are claimed in batches of this size and handed to one task each.
-OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=500)
 # A message claimed this long ago and still "sending" belonged to a worker that died: retry it.
 OUTBOX_STALE_CLAIM_SECONDS = env.int("OUTBOX_STALE_CLAIM_SECONDS", default=300)
 # E-mail providers through django-anymail: EMAIL_BACKEND=anymail.backends.<provider>.EmailBackend

@@ -23,15 +23,26 @@ class ReminderRuleAdmin(admin.ModelAdmin[ReminderRule]):
 
     def save_model(self, request: HttpRequest, obj: ReminderRule, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        # Every future visit of the type follows the new rule, not just visits booked from now.
-        transaction.on_commit(
-            lambda: reminder_rules_replan(appointment_type_id=obj.appointment_type_id)
-        )
+        # Every future visit of the type follows the new rule, not just visits booked from now;
+        # a rule decides only its own kind's rows, so only those are re-planned (and, when the
+        # edit moved the rule to another kind or type, the ones it left).
+        changes = {(obj.appointment_type_id, obj.kind)}
+        if change:
+            before = (form.initial.get("appointment_type"), form.initial.get("kind"))
+            if all(before):
+                changes.add((int(before[0]), str(before[1])))
+        transaction.on_commit(lambda: _replan(changes))
 
     def delete_model(self, request: HttpRequest, obj: ReminderRule) -> None:
-        type_id = obj.appointment_type_id
+        changes = {(obj.appointment_type_id, obj.kind)}
         super().delete_model(request, obj)
-        transaction.on_commit(lambda: reminder_rules_replan(appointment_type_id=type_id))
+        transaction.on_commit(lambda: _replan(changes))
+
+
+def _replan(changes: set[tuple[int, str]]) -> None:
+    for appointment_type_id in {type_id for type_id, _ in changes}:
+        kinds = {kind for type_id, kind in changes if type_id == appointment_type_id}
+        reminder_rules_replan(appointment_type_id=appointment_type_id, kinds=kinds)
 
 
 @admin.register(OutboundMessage)

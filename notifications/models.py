@@ -93,8 +93,9 @@ class OutboundMessage(models.Model):
     cannot produce a second row to send. A reschedule re-plans the same rows for the new time.
     """
 
+    # No index of its own: the unique (appointment, kind, channel) index leads with it.
     appointment = models.ForeignKey(
-        Appointment, on_delete=models.CASCADE, related_name="outbound_messages"
+        Appointment, on_delete=models.CASCADE, related_name="outbound_messages", db_index=False
     )
     kind = models.CharField(max_length=24, choices=MessageKind.choices)
     channel = models.CharField(max_length=8, choices=Channel.choices)

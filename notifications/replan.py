@@ -6,7 +6,8 @@ Two paths with one result. On PostgreSQL (:func:`replan_sql`) the plan is set-ba
 with the rows already there in (visit, kind, channel) order and keeps only the difference, which
 a second statement writes: new rows inserted, changed rows updated, pending rows no rule plans
 any more cancelled. Rows equal to their plan are not touched, so a rule change rewrites the rows
-of that rule and no others. Elsewhere (:func:`replan_python`, SQLite) the visits go through the
+of that rule and no others; given the kinds of the rules that changed, neither path even reads
+the other kinds' rows. Elsewhere (:func:`replan_python`, SQLite) the visits go through the
 Python planner in batches; it is also the reference the set-based path is tested against.
 
 Wall-clock instants are computed once per clinic and local day (a small calendar) rather than
@@ -19,6 +20,7 @@ instant is taken.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -187,7 +189,7 @@ existing AS (
       AND a.status = ANY(%(active)s::text[])
       AND a.start > %(now)s
       AND a.id BETWEEN %(first_id)s AND %(last_id)s
-      AND o.kind <> ALL(%(change_kinds)s::text[])
+      AND o.kind = ANY(%(scope)s::text[])
     ORDER BY o.appointment_id, o.kind, o.channel
 )
 INSERT INTO replan_difference
@@ -264,8 +266,20 @@ WHERE o.id = d.existing_id
 """
 
 
+def replan_rules(
+    *, appointment_type_id: int, kinds: Collection[str] | None
+) -> tuple[list[ReminderRule], list[str]]:
+    """The active rules of ``kinds`` (None: of every kind) and the kinds of reminder whose rows
+    a re-plan of them may write."""
+    rules = ReminderRule.objects.filter(appointment_type_id=appointment_type_id, is_active=True)
+    if kinds is not None:
+        rules = rules.filter(kind__in=kinds)
+    scope = MessageKind.values if kinds is None else kinds
+    return list(rules), sorted(set(scope) - CHANGE_KINDS)
+
+
 def replan_params(
-    *, appointment_type: AppointmentType, rules: list[ReminderRule], now: datetime
+    *, appointment_type: AppointmentType, rules: list[ReminderRule], scope: list[str], now: datetime
 ) -> dict[str, Any]:
     fasting_hours = appointment_type.fasting_solids_hours or 0
     offsets = [abs(rule.offset_minutes or 0) for rule in rules]
@@ -295,7 +309,7 @@ def replan_params(
         "quiet_margin": QUIET_MARGIN,
         "email": Channel.EMAIL.value,
         "sms": Channel.SMS.value,
-        "change_kinds": sorted(CHANGE_KINDS),
+        "scope": scope,
         "catch_up_kinds": sorted(CATCH_UP_KINDS),
         "confirm_request": MessageKind.CONFIRM_REQUEST.value,
         "evening_before": MessageKind.EVENING_BEFORE.value,
@@ -324,7 +338,9 @@ GROUP BY a.location_id, l.timezone, l.quiet_hours_start, l.quiet_hours_end
 """
 
 
-def replan_sql(*, appointment_type_id: int, now: datetime) -> int:
+def replan_sql(
+    *, appointment_type_id: int, now: datetime, kinds: Collection[str] | None = None
+) -> int:
     """Re-plan every future active visit of one type, set-based; returns how many visits.
 
     Same result as the Python planner: see the module's docstring. All in one transaction: per
@@ -332,10 +348,8 @@ def replan_sql(*, appointment_type_id: int, now: datetime) -> int:
     at a time, the difference between plan and rows taken in one statement and written in two.
     """
     appointment_type = AppointmentType.objects.get(pk=appointment_type_id)
-    rules = list(
-        ReminderRule.objects.filter(appointment_type_id=appointment_type_id, is_active=True)
-    )
-    params = replan_params(appointment_type=appointment_type, rules=rules, now=now)
+    rules, scope = replan_rules(appointment_type_id=appointment_type_id, kinds=kinds)
+    params = replan_params(appointment_type=appointment_type, rules=rules, scope=scope, now=now)
     visits = 0
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_PLACES, params)
@@ -388,13 +402,13 @@ def replan_sql(*, appointment_type_id: int, now: datetime) -> int:
 BATCH = 500
 
 
-def replan_python(*, appointment_type_id: int, now: datetime) -> int:
+def replan_python(
+    *, appointment_type_id: int, now: datetime, kinds: Collection[str] | None = None
+) -> int:
     """The same re-plan visit by visit through the Python planner, in batches of visits: the
     path for SQLite, and the reference the set-based statement is tested against."""
-    rules = list(
-        ReminderRule.objects.filter(appointment_type_id=appointment_type_id, is_active=True)
-    )
-    kinds = {rule.kind for rule in rules}
+    rules, scope = replan_rules(appointment_type_id=appointment_type_id, kinds=kinds)
+    ruled = {rule.kind for rule in rules}
     appointments = (
         Appointment.objects.active()
         .filter(appointment_type_id=appointment_type_id, start__gt=now)
@@ -405,9 +419,9 @@ def replan_python(*, appointment_type_id: int, now: datetime) -> int:
     def replan(batch: list[Appointment]) -> None:
         by_id = {appointment.pk: appointment for appointment in batch}
         existing = list(
-            OutboundMessage.objects.filter(appointment_id__in=by_id)
-            .exclude(kind__in=CHANGE_KINDS)
-            .values_list("id", "appointment_id", "kind", "channel", "status", "appointment_version")
+            OutboundMessage.objects.filter(appointment_id__in=by_id, kind__in=scope).values_list(
+                "id", "appointment_id", "kind", "channel", "status", "appointment_version"
+            )
         )
 
         def kept(appointment_id: int, kind: str) -> bool:
@@ -439,7 +453,7 @@ def replan_python(*, appointment_type_id: int, now: datetime) -> int:
                 and (appointment_id, kind, channel) not in planned
                 and kept(appointment_id, kind)
             ):
-                stale[NO_LONGER_PLANNED if kind in kinds else RULE_REMOVED].append(message_id)
+                stale[NO_LONGER_PLANNED if kind in ruled else RULE_REMOVED].append(message_id)
         if stale[RULE_REMOVED] or stale[NO_LONGER_PLANNED]:
             # One statement for both reasons, so the count of statements stays the same
             # however many visits a batch holds.

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from smtplib import SMTPException, SMTPRecipientsRefused
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -226,22 +227,48 @@ def appointment_messages_plan(
 # --- Delivery -----------------------------------------------------------------------------------
 
 
+# One statement claims a batch: the due rows are locked oldest first, rows another sweeper holds
+# are passed over, and only rows still pending become "sending" (a compare-and-swap).
+_CLAIM = f"""
+UPDATE {OutboundMessage._meta.db_table}
+SET status = '{MessageStatus.SENDING.value}', claimed_at = %(now)s
+WHERE id IN (
+    SELECT id FROM {OutboundMessage._meta.db_table}
+    WHERE status = '{MessageStatus.PENDING.value}' AND due_at <= %(now)s
+    ORDER BY due_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+AND status = '{MessageStatus.PENDING.value}'
+RETURNING id
+"""  # noqa: S608 - the table's name and fixed statuses; values are bound parameters
+
+
 def messages_claim(*, now: datetime, limit: int) -> list[int]:
-    """Claim up to ``limit`` due messages for sending; each id is claimed by one caller only."""
-    with transaction.atomic():
-        ids = list(
-            OutboundMessage.objects.select_for_update(skip_locked=True)
-            .filter(status=MessageStatus.PENDING, due_at__lte=now)
-            .order_by("due_at")
-            .values_list("id", flat=True)[:limit]
-        )
-        if ids:
+    """Claim up to ``limit`` due messages for sending, oldest first; each id is claimed by one
+    caller only."""
+    if connection.vendor != "postgresql":
+        # SQLite lets one writer at a time in: selecting, then updating in the same
+        # transaction, is already a claim.
+        with transaction.atomic():
+            ids = list(
+                OutboundMessage.objects.filter(status=MessageStatus.PENDING, due_at__lte=now)
+                .order_by("due_at")
+                .values_list("id", flat=True)[:limit]
+            )
             claimed = OutboundMessage.objects.filter(
                 id__in=ids, status=MessageStatus.PENDING
             ).update(status=MessageStatus.SENDING, claimed_at=now)
-            if claimed != len(ids):  # pragma: no cover - the rows are locked by us
-                raise RuntimeError("claimed rows changed under their lock")
-    return ids
+            if claimed != len(ids):  # pragma: no cover - no other writer gets in
+                raise RuntimeError("claimed rows changed within the claim")
+        return ids
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A claim lost in a crash only delays its messages: a row is sent only while it is
+        # "sending", and the next sweep claims it again. So the claim need not wait for its
+        # commit to reach the disk.
+        cursor.execute("SELECT set_config('synchronous_commit', 'off', true)")
+        cursor.execute(_CLAIM, {"now": now, "limit": limit})
+        return [row[0] for row in cursor.fetchall()]
 
 
 def messages_recover_stale(*, now: datetime) -> int:
@@ -270,28 +297,45 @@ def message_deliver_due(
 ) -> int:
     """One sweep: recover stale claims, claim every due message, hand out batches of ids.
 
-    ``enqueue`` receives each batch (default: the ``send_messages`` Celery task). Returns how
-    many messages were claimed.
+    ``enqueue`` receives each batch (default: the ``send_messages`` Celery task, all batches
+    through one producer). Returns how many messages were claimed.
     """
     now = now or timezone.now()
     batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
-    if enqueue is None:
-        from notifications.tasks import send_messages
-
-        enqueue = send_messages.delay
     messages_recover_stale(now=now)
-    total = 0
-    while ids := messages_claim(now=now, limit=batch_size):
-        try:
-            enqueue(ids)
-        except Exception:
-            # The broker is away: give the batch back at once rather than after it goes stale.
-            OutboundMessage.objects.filter(id__in=ids, status=MessageStatus.SENDING).update(
-                status=MessageStatus.PENDING, claimed_at=None
-            )
-            raise
-        total += len(ids)
+    with ExitStack() as stack:
+        if enqueue is None:
+            enqueue = _publisher(stack)
+        total = 0
+        while ids := messages_claim(now=now, limit=batch_size):
+            try:
+                enqueue(ids)
+            except Exception:
+                # The broker is away: give the batch back at once rather than after it goes
+                # stale.
+                OutboundMessage.objects.filter(id__in=ids, status=MessageStatus.SENDING).update(
+                    status=MessageStatus.PENDING, claimed_at=None
+                )
+                raise
+            total += len(ids)
     return total
+
+
+def _publisher(stack: ExitStack) -> Callable[[list[int]], Any]:
+    """Publishes batches to ``send_messages`` through one producer, taken from the pool at the
+    first batch (a sweep with nothing due never touches the broker) and given back with
+    ``stack``."""
+    from notifications.tasks import send_messages
+
+    producer = None
+
+    def publish(ids: list[int]) -> None:
+        nonlocal producer
+        if producer is None:
+            producer = stack.enter_context(send_messages.app.producer_or_acquire())
+        send_messages.apply_async((ids,), producer=producer)
+
+    return publish
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -511,7 +555,12 @@ def link_email_send(*, patient_id: int, now: datetime | None = None) -> None:
     _send_email("notifications/email/link", context, patient.email)
 
 
-def reminder_rules_replan(*, appointment_type_id: int, now: datetime | None = None) -> int:
+def reminder_rules_replan(
+    *,
+    appointment_type_id: int,
+    kinds: Collection[str] | None = None,
+    now: datetime | None = None,
+) -> int:
     """Re-plan the reminders of every future visit of one type after its rules changed.
 
     Returns how many appointments were re-planned. Each is planned as if just booked, so the
@@ -521,12 +570,13 @@ def reminder_rules_replan(*, appointment_type_id: int, now: datetime | None = No
     more (rule removed, channel switched off) is cancelled. On PostgreSQL one set-based
     statement does it; elsewhere the visits are planned in Python, in batches, with the same
     result (:mod:`notifications.replan`).
-    """
-    from django.db import connection
 
+    ``kinds`` limits the re-plan to the reminders of those kinds, for a change to their rules
+    only: a rule's timing and channels decide its own kind's rows and no other's (the type's
+    fasting time, its quiet hours or a patient's channels are not rules: re-plan every kind).
+    """
     from notifications.replan import replan_python, replan_sql
 
     now = now or timezone.now()
-    if connection.vendor == "postgresql":
-        return replan_sql(appointment_type_id=appointment_type_id, now=now)
-    return replan_python(appointment_type_id=appointment_type_id, now=now)
+    replan = replan_sql if connection.vendor == "postgresql" else replan_python
+    return replan(appointment_type_id=appointment_type_id, now=now, kinds=kinds)

@@ -29,7 +29,14 @@ from booking.services import (
     appointment_confirm,
     appointment_reschedule,
 )
-from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage, ReminderRule
+from notifications.models import (
+    CHANGE_KINDS,
+    Channel,
+    MessageKind,
+    MessageStatus,
+    OutboundMessage,
+    ReminderRule,
+)
 from notifications.replan import replan_python, replan_sql
 from notifications.services import reminder_rules_replan
 from scheduling.models import AppointmentType, Location, ResourceKind
@@ -112,13 +119,18 @@ def undone() -> Iterator[None]:
         transaction.savepoint_rollback(savepoint)
 
 
-def both_paths(type_ids: list[int], now: datetime) -> tuple[Rows, Rows, list[int], list[int]]:
-    """The outbox after each path re-plans ``type_ids`` at ``now`` from the same state."""
+def both_paths(
+    type_ids: list[int], now: datetime, kinds: list[str] | None = None
+) -> tuple[Rows, Rows, list[int], list[int]]:
+    """The outbox after each path re-plans ``type_ids`` (``kinds`` of them) at ``now`` from the
+    same state."""
     with undone():
-        python_counts = [replan_python(appointment_type_id=t, now=now) for t in type_ids]
+        python_counts = [
+            replan_python(appointment_type_id=t, now=now, kinds=kinds) for t in type_ids
+        ]
         python_rows = outbox()
     with undone():
-        sql_counts = [replan_sql(appointment_type_id=t, now=now) for t in type_ids]
+        sql_counts = [replan_sql(appointment_type_id=t, now=now, kinds=kinds) for t in type_ids]
         sql_rows = outbox()
     return python_rows, sql_rows, python_counts, sql_counts
 
@@ -292,13 +304,22 @@ def apply_rule_edits(appointment_type: AppointmentType, edits: list[dict[str, An
         rule.save()
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+# Rule edits for each clinic's five rules.
+clinic_rule_edits = st.lists(st.lists(rule_edits, min_size=5, max_size=5), min_size=6, max_size=6)
+
+
+def examples(count: int) -> settings:
+    # The clinics are booked once per test, not once per example: the examples undo their edits.
+    return settings(
+        max_examples=count,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+@examples(40)
 @given(
-    edits=st.lists(st.lists(rule_edits, min_size=5, max_size=5), min_size=6, max_size=6),
+    edits=clinic_rule_edits,
     quiet=st.lists(st.sampled_from(QUIET_HOURS), min_size=6, max_size=6),
     fasting=st.lists(st.sampled_from([None, 0, 4, 6, 12, 20]), min_size=6, max_size=6),
     now=st.sampled_from(CLOCKS)
@@ -327,6 +348,40 @@ def test_the_set_based_replan_writes_exactly_what_the_python_planner_writes(
 
         assert sql_counts == python_counts
         assert_same(python_rows, sql_rows, now)
+
+
+@examples(15)
+@given(
+    edits=clinic_rule_edits,
+    fasting=st.lists(st.sampled_from([None, 0, 6, 20]), min_size=6, max_size=6),
+    kinds=st.lists(
+        st.sampled_from(sorted(set(MessageKind.values) - CHANGE_KINDS)), min_size=1, max_size=3
+    ),
+    now=st.sampled_from(CLOCKS),
+)
+def test_a_replan_of_some_kinds_writes_exactly_what_the_python_planner_writes_for_them(
+    clinics: Clinics,
+    visits: list[Appointment],
+    edits: list[list[dict[str, Any]]],
+    fasting: list[int | None],
+    kinds: list[str],
+    now: datetime,
+) -> None:
+    before = outbox()
+    with undone():
+        for n, appointment_type in enumerate(clinics.types):
+            apply_rule_edits(appointment_type, edits[n])
+            AppointmentType.objects.filter(pk=appointment_type.pk).update(
+                fasting_solids_hours=fasting[n]
+            )
+        python_rows, sql_rows, python_counts, sql_counts = both_paths(
+            [t.pk for t in clinics.types], now, kinds
+        )
+
+        assert sql_counts == python_counts
+        assert_same(python_rows, sql_rows, now)
+        others = {key: row for key, row in sql_rows.items() if key[1] not in kinds}
+        assert others == {key: row for key, row in before.items() if key[1] not in kinds}
 
 
 # --- Cases worth naming ----------------------------------------------------------------------

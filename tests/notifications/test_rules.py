@@ -210,6 +210,69 @@ def test_a_rule_change_replans_every_future_visit_of_that_type(
     )
 
 
+def test_a_replan_of_one_kind_moves_that_kinds_messages_and_no_others(session_type, book) -> None:
+    appointment = book(session_type, day_at(5, 10))
+    ReminderRule.objects.filter(
+        appointment_type=session_type, kind=MessageKind.EVENING_BEFORE
+    ).update(local_time=time(18))
+    ReminderRule.objects.filter(appointment_type=session_type, kind=MessageKind.PREP).update(
+        offset_minutes=72 * 60
+    )
+    prep_due = row(appointment, MessageKind.PREP).due_at
+
+    reminder_rules_replan(
+        appointment_type_id=session_type.pk, kinds=[MessageKind.EVENING_BEFORE], now=NOW
+    )
+
+    for channel in (Channel.EMAIL, Channel.SMS):
+        assert local_clock(row(appointment, MessageKind.EVENING_BEFORE, channel).due_at) == (18, 0)
+        assert row(appointment, MessageKind.PREP, channel).due_at == prep_due
+
+
+def test_editing_a_rule_in_the_admin_replans_that_kind_for_booked_visits(
+    session_type, book, admin_client, django_capture_on_commit_callbacks
+) -> None:
+    appointment = book(session_type, day_at(5, 10))
+    rule = ReminderRule.objects.get(appointment_type=session_type, kind=MessageKind.EVENING_BEFORE)
+    prep_due = row(appointment, MessageKind.PREP).due_at
+    form = {
+        "appointment_type": session_type.pk,
+        "kind": rule.kind,
+        "email": "on",
+        "sms": "on",
+        "offset_minutes": "",
+        "local_time": "18:00",
+        "days_before": rule.days_before,
+        "late_cutoff_minutes": rule.late_cutoff_minutes,
+        "is_active": "on",
+    }
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/admin/notifications/reminderrule/{rule.pk}/change/", form)
+
+    assert response.status_code == 302, response.content
+    for channel in (Channel.EMAIL, Channel.SMS):
+        assert local_clock(row(appointment, MessageKind.EVENING_BEFORE, channel).due_at) == (18, 0)
+        assert row(appointment, MessageKind.PREP, channel).due_at == prep_due
+
+
+def test_a_replan_of_a_removed_rules_kind_cancels_its_unsent_messages(session_type, book) -> None:
+    appointment = book(session_type, day_at(5, 10))
+    ReminderRule.objects.filter(appointment_type=session_type, kind=MessageKind.MORNING_OF).delete()
+
+    reminder_rules_replan(
+        appointment_type_id=session_type.pk, kinds=[MessageKind.MORNING_OF], now=NOW
+    )
+
+    for channel in (Channel.EMAIL, Channel.SMS):
+        morning = row(appointment, MessageKind.MORNING_OF, channel)
+        assert (morning.status, morning.detail) == (
+            MessageStatus.CANCELLED,
+            "its rule was removed",
+        )
+        assert row(appointment, MessageKind.PREP, channel).status == MessageStatus.PENDING
+
+
 def test_a_rule_change_leaves_messages_already_sent_alone(session_type, book, time_machine) -> None:
     appointment = book(session_type, day_at(4, 10))
     prep_due = row(appointment, MessageKind.PREP).due_at
