@@ -2,8 +2,8 @@
 
 A week of a busy clinic is thousands of visits, read on every page turn, so this selector runs a
 fixed number of queries whatever the number of visits (the location's columns, its appointment
-types, then every visit with its patient and lanes in one statement) and writes the events as
-JSON text straight from the rows: no model instance, no dict per visit (``calendar_load`` parses
+types, the visits with their patients, their lanes; see ``calendar_json``) and writes the events
+as JSON text straight from the rows: no model instance, no dict per visit (``calendar_load`` parses
 that text back for callers that want plain data).
 
 Times go to the calendar as the clinic's **wall-clock** time without an offset ("floating"), so
@@ -125,13 +125,6 @@ class _WallClock:
         return texts
 
 
-def _id_list_sql(column: str) -> str:
-    """SQL aggregating the ids of ``column`` into a ``"3,7"`` text."""
-    if connection.vendor == "sqlite":
-        return f"group_concat({column})"
-    return f"string_agg({column}::text, ',')"
-
-
 @dataclass(frozen=True)
 class _Window:
     """What a read of the calendar is about: the place, the UTC minutes ``[lo, hi)`` of its local
@@ -187,79 +180,71 @@ def _window(*, location: Location, first_day: date, last_day: date, by: str) -> 
     return _Window(location, lo, hi, zone_offsets(zone, lo, hi), resources, types)
 
 
-def _events_sql(window: _Window, select: str) -> tuple[str, list[Any]]:
-    """The visits of ``window`` on its columns, as ``select`` over ``visit v``, ``lane l``
-    (``l."resources"``: the columns held), ``booking_patient p`` and ``series_length n``."""
-    in_resources, ids = in_ids_sql('al."resource_id"', [r["id"] for r in window.resources])
-    released = ", ".join(f"'{status}'" for status in _RELEASED_STATUSES)
+def _visits_sql(window: _Window) -> tuple[str, list[Any]]:
+    """Every visit of the window not cancelled, with its patient's name, in start order."""
     cancelled = AppointmentStatus.CANCELLED
-    # Each visit in the window with the columns it holds, its patient's name and, for a series
-    # session, the last session of the series still booked ("k of n"). Lanes in use come from
-    # the partial (resource, start) index of active allocations; a no-show or a session on hold
-    # that holds none is shown on the lanes it last had (its released rows over its own time).
-    # UNION, not UNION ALL: a column held on two lanes (or released twice) is listed once.
-    # Only constants, quoted column names and placeholders are formatted in.
+    # Only constants, conversion expressions and placeholders are formatted in.
     sql = f"""
-        WITH visit AS (
-            SELECT a."id", a."reference", a."appointment_type_id", a."patient_id", a."status",
-                   a."series_id", a."series_index", a."tentative", a."start", a."end"
-            FROM "booking_appointment" a
-            WHERE a."location_id" = %s AND a."start" >= %s AND a."start" < %s AND a."end" > %s
-              AND a."status" <> '{cancelled}'
-        ),
-        lane AS (
-            SELECT u."appointment_id", {_id_list_sql('u."resource_id"')} AS "resources"
-            FROM (
-                SELECT al."appointment_id", al."resource_id"
-                FROM "booking_allocation" al
-                WHERE al."active" AND {in_resources}
-                  AND al."start" >= %s AND al."start" < %s AND al."end" > %s
-                UNION
-                SELECT al."appointment_id", al."resource_id"
-                FROM visit v JOIN "booking_allocation" al ON al."appointment_id" = v."id"
-                WHERE v."status" IN ({released}) AND NOT al."active" AND {in_resources}
-                  AND al."start" < v."end" AND al."end" > v."start"
-                  AND NOT EXISTS (
-                      SELECT 1 FROM "booking_allocation" x
-                      WHERE x."appointment_id" = v."id" AND x."active"
-                  )
-            ) u
-            GROUP BY u."appointment_id"
-        ),
-        series_length AS (
-            -- One probe of the series index per series in the window.
-            SELECT d."series_id", (
-                SELECT MAX(s."series_index") FROM "booking_appointment" s
-                WHERE s."series_id" = d."series_id" AND s."status" <> '{cancelled}'
-            ) AS "sessions"
-            FROM (SELECT DISTINCT v."series_id" FROM visit v WHERE v."series_id" IS NOT NULL) d
-        )
-        {select}
-        FROM visit v
-        JOIN lane l ON l."appointment_id" = v."id"
-        JOIN "booking_patient" p ON p."id" = v."patient_id"
-        LEFT JOIN series_length n ON n."series_id" = v."series_id"
+        SELECT v."id", v."reference", v."appointment_type_id", v."status", v."series_id",
+               v."series_index", v."tentative", {epoch_minutes_sql('v."start"')},
+               {epoch_minutes_sql('v."end"')}, p."first_name", p."last_name"
+        FROM "booking_appointment" v JOIN "booking_patient" p ON p."id" = v."patient_id"
+        WHERE v."location_id" = %s AND v."start" >= %s AND v."start" < %s AND v."end" > %s
+          AND v."status" <> '{cancelled}'
+        ORDER BY v."start", v."id"
     """  # noqa: S608
     adapt = connection.ops.adapt_datetimefield_value
-    window_start, window_end = from_minutes(window.lo), adapt(from_minutes(window.hi))
-    params = [
+    window_start = from_minutes(window.lo)
+    earliest = window_start - timedelta(minutes=_LONGEST_VISIT_MINUTES)
+    return sql, [
         window.location.pk,
-        adapt(window_start - timedelta(minutes=_LONGEST_VISIT_MINUTES)),
-        window_end,
+        adapt(earliest),
+        adapt(from_minutes(window.hi)),
         adapt(window_start),
-        *ids,
-        adapt(window_start - timedelta(minutes=MAX_ALLOCATION_MINUTES)),
-        window_end,
-        adapt(window_start),
-        *ids,
     ]
-    return sql, params
 
 
-_ROWS_SELECT = """
-    SELECT v."reference", v."appointment_type_id", v."status", v."series_index", n."sessions",
-           v."tentative", {start}, {end}, p."first_name", p."last_name", l."resources"
-"""
+def _lanes_sql(window: _Window) -> tuple[str, list[Any]]:
+    """(appointment, column) for every active lane of a column in the window, from the partial
+    (resource, start) index of active allocations."""
+    in_resources, ids = in_ids_sql('al."resource_id"', [r["id"] for r in window.resources])
+    sql = f"""
+        SELECT al."appointment_id", al."resource_id" FROM "booking_allocation" al
+        WHERE al."active" AND {in_resources} AND al."start" >= %s AND al."start" < %s
+          AND al."end" > %s
+    """  # noqa: S608
+    adapt = connection.ops.adapt_datetimefield_value
+    window_start = from_minutes(window.lo)
+    earliest = window_start - timedelta(minutes=MAX_ALLOCATION_MINUTES)
+    return sql, [*ids, adapt(earliest), adapt(from_minutes(window.hi)), adapt(window_start)]
+
+
+def _released_lanes_sql(window: _Window, appointment_ids: list[int]) -> tuple[str, list[Any]]:
+    """(appointment, column) of the lanes a visit last held over its own time, for visits
+    released from all their lanes (a no-show, a session on hold)."""
+    in_resources, ids = in_ids_sql('al."resource_id"', [r["id"] for r in window.resources])
+    in_visits, visit_ids = in_ids_sql('v."id"', appointment_ids)
+    sql = f"""
+        SELECT al."appointment_id", al."resource_id"
+        FROM "booking_appointment" v JOIN "booking_allocation" al ON al."appointment_id" = v."id"
+        WHERE {in_visits} AND NOT al."active" AND {in_resources}
+          AND al."start" < v."end" AND al."end" > v."start"
+          AND NOT EXISTS (
+              SELECT 1 FROM "booking_allocation" x WHERE x."appointment_id" = v."id" AND x."active"
+          )
+    """  # noqa: S608
+    return sql, [*visit_ids, *ids]
+
+
+def _series_lengths_sql(series_ids: list[int]) -> tuple[str, list[Any]]:
+    """The last session still booked of each series ("k of n")."""
+    in_series, ids = in_ids_sql('s."series_id"', series_ids)
+    sql = f"""
+        SELECT s."series_id", MAX(s."series_index") FROM "booking_appointment" s
+        WHERE {in_series} AND s."status" <> '{AppointmentStatus.CANCELLED}'
+        GROUP BY s."series_id"
+    """  # noqa: S608
+    return sql, ids
 
 
 def calendar_json(*, location: Location, first_day: date, last_day: date, by: str) -> str:
@@ -268,23 +253,43 @@ def calendar_json(*, location: Location, first_day: date, last_day: date, by: st
     ``{"timezone", "offsets", "types", "statuses", "resources", "events"}``.
 
     Every visit not cancelled that holds a lane of a column is an event, on all the columns it
-    holds; a slot held for a waitlist offer shows as such. Three queries, whatever the number
-    of visits. The events are written as JSON text straight from the rows: for a busy week that is
-    several times faster than building thousands of dicts and encoding them (bench/calendar.py).
+    holds; a slot held for a waitlist offer shows as such. At most six queries, whatever the
+    number of visits: the columns, the types, the visits with their patients, the lanes on the
+    columns, and (only when there are some) the lanes of released visits and the length of the
+    series in view. Visits and lanes are read apart and joined here: one index range scan
+    each, no aggregation in the database. The events are written as JSON text straight from
+    the rows (bench/calendar.py).
     """
     window = _window(location=location, first_day=first_day, last_day=last_day, by=by)
     events = "[]"
     if window.resources:
-        select = _ROWS_SELECT.format(
-            start=epoch_minutes_sql('v."start"'), end=epoch_minutes_sql('v."end"')
-        )
-        sql, params = _events_sql(window, select)
         with connection.cursor() as cursor:
-            cursor.execute(sql + ' ORDER BY v."start", v."id"', params)
-            rows = cursor.fetchall()
-        events = _events_json(rows, window.types, _WallClock(window.offsets))
+            cursor.execute(*_visits_sql(window))
+            visits = cursor.fetchall()
+            cursor.execute(*_lanes_sql(window))
+            lanes = _columns_by_visit(cursor.fetchall())
+            released = [
+                row[0] for row in visits if row[3] in _RELEASED_STATUSES and row[0] not in lanes
+            ]
+            if released:
+                cursor.execute(*_released_lanes_sql(window, released))
+                lanes.update(_columns_by_visit(cursor.fetchall()))
+            series_ids = sorted({row[4] for row in visits if row[4] is not None})
+            lengths: dict[int, int] = {}
+            if series_ids:
+                cursor.execute(*_series_lengths_sql(series_ids))
+                lengths = dict(cursor.fetchall())
+        events = _events_json(visits, lanes, lengths, window.types, _WallClock(window.offsets))
     header = json.dumps(window.header(), separators=(",", ":"))
     return f'{header[:-1]},"events":{events}}}'
+
+
+def _columns_by_visit(rows: list[tuple[int, int]]) -> dict[int, str]:
+    """``{appointment: "3,7"}``: the columns each visit holds, once each, in the order read."""
+    held: dict[int, dict[int, None]] = {}
+    for appointment_id, resource_id in rows:
+        held.setdefault(appointment_id, {})[resource_id] = None
+    return {appointment_id: ",".join(map(str, ids)) for appointment_id, ids in held.items()}
 
 
 def calendar_load(
@@ -304,7 +309,11 @@ _quote: Any = getattr(json.encoder, "c_encode_basestring_ascii", None) or (
 
 
 def _events_json(
-    rows: list[tuple[Any, ...]], types: dict[int, dict[str, Any]], wall: _WallClock
+    visits: list[tuple[Any, ...]],
+    lanes: dict[int, str],
+    lengths: dict[int, int],
+    types: dict[int, dict[str, Any]],
+    wall: _WallClock,
 ) -> str:
     # Per type once: its JSON fields and the tail of a title.
     per_type = {
@@ -314,18 +323,23 @@ def _events_json(
     parts: list[str] = []
     append = parts.append
     for (
+        appointment_id,
         reference,
         type_id,
         status,
+        series_id,
         index,
-        sessions,
         tentative,
         start,
         end,
         first_name,
         last_name,
-        resources,
-    ) in rows:
+    ) in visits:
+        # resources is "3,7": the columns the visit holds; a visit on none of them is not shown.
+        resources = lanes.get(appointment_id)
+        if resources is None:
+            continue
+        sessions = lengths.get(series_id) if series_id is not None else None
         type_fields, type_title = per_type[type_id]
         local_start, local_end = wall.span(start, end)
         name = HELD_TITLE if status == _HELD else f"{first_name} {last_name}"
@@ -334,7 +348,6 @@ def _events_json(
             title, series = f"{name}{type_title} · {label}", f'"{label}"'
         else:
             title, series = name + type_title, "null"
-        # resources is "3,7": the ids the visit holds, as aggregated by the query.
         append(
             f'{{"id":{_quote(reference)},"resourceIds":[{resources}],'
             f'"start":"{local_start}","end":"{local_end}",'
