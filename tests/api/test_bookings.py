@@ -35,6 +35,7 @@ from booking.models import (
 from booking.services import appointment_book, appointment_cancel
 from config.celery import app as celery_app
 from scheduling.models import AppointmentType
+from tests.api.helpers import assert_error
 
 URL = "/api/v1/bookings/"
 NOW = datetime.fromisoformat("2026-06-01T12:00:00+00:00")  # Monday, 08:00 in New York
@@ -113,18 +114,6 @@ def post(
     return client.post(
         URL, data=data, content_type=content_type, headers=headers, REMOTE_ADDR=address
     )
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "fields"}
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code
-    return body["error"]
 
 
 def named(error: dict[str, Any], dotted: str) -> Any:

@@ -33,6 +33,7 @@ from booking.protocol_defaults import protocols_install_defaults
 from booking.services import appointment_book
 from config.celery import app as celery_app
 from scheduling.models import AppointmentType, Location
+from tests.api.helpers import assert_error
 
 DECISIONS = "/api/v1/plans/decisions/"
 PLANS = "/api/v1/plans/"
@@ -94,18 +95,6 @@ def approval(patient: Patient, protocol: Protocol, **changes: Any) -> dict[str, 
 
 def post(client: Client, path: str, body: Any = None):
     return client.post(path, data=json.dumps(body or {}), content_type="application/json")
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "fields"}
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code
-    return body["error"]
 
 
 # --- POST /api/v1/plans/decisions/ ---------------------------------------------------------------

@@ -29,6 +29,7 @@ from booking.plans import CONTRAINDICATIONS, eligibility_decide
 from booking.series import series_book
 from booking.services import appointment_book
 from scheduling.models import AppointmentType, Location
+from tests.api.helpers import assert_error
 
 NEW_YORK = ZoneInfo("America/New_York")
 NOW = datetime.fromisoformat("2026-06-01T12:00:00+00:00")  # Monday, 08:00 in New York
@@ -81,17 +82,6 @@ def as_user(user: User | None) -> Client:
 
 def post(client: Client, path: str, body: Any = None):
     return client.post(path, data=json.dumps(body or {}), content_type="application/json")
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "fields"}
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code
-    return body["error"]
 
 
 def iso(moment: datetime) -> str:

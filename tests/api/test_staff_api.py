@@ -34,6 +34,7 @@ from booking.models import (
 from booking.services import appointment_book
 from booking.staff import Role
 from scheduling.models import AppointmentType, Location, Resource, ResourceKind
+from tests.api.helpers import assert_error
 from tests.staff_helpers import client_for, staff_user
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -111,17 +112,6 @@ def listing(client: Client, **params: Any):
     query = {"location": "midtown", "start": DAY.isoformat(), "end": DAY.isoformat()}
     query.update({name: str(value) for name, value in params.items()})
     return client.get(f"{LIST}?{urlencode(query)}")
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "fields"}
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code
-    return body["error"]
 
 
 def complete_checklist(visit: Appointment, desk_user: User, nurse: User) -> None:
