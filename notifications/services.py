@@ -227,20 +227,23 @@ def appointment_messages_plan(
 # --- Delivery -----------------------------------------------------------------------------------
 
 
-# One statement claims a batch: the due rows are locked oldest first, rows another sweeper holds
-# are passed over, and only rows still pending become "sending" (a compare-and-swap).
+# One statement claims a batch: the due rows are locked oldest first (a row another sweep claimed
+# meanwhile is re-checked away and the next one taken), rows another sweep holds are passed over,
+# and exactly the rows locked become "sending". The locking read is a CTE, evaluated once: inside
+# an IN (...) the UPDATE's re-check of a row changed since its snapshot could run the LIMITed
+# subquery again and lose rows it had locked.
 _CLAIM = f"""
-UPDATE {OutboundMessage._meta.db_table}
-SET status = '{MessageStatus.SENDING.value}', claimed_at = %(now)s
-WHERE id IN (
+WITH due AS (
     SELECT id FROM {OutboundMessage._meta.db_table}
     WHERE status = '{MessageStatus.PENDING.value}' AND due_at <= %(now)s
     ORDER BY due_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-AND status = '{MessageStatus.PENDING.value}'
-RETURNING id
+UPDATE {OutboundMessage._meta.db_table} AS message
+SET status = '{MessageStatus.SENDING.value}', claimed_at = %(now)s
+FROM due WHERE message.id = due.id
+RETURNING message.id
 """  # noqa: S608 - the table's name and fixed statuses; values are bound parameters
 
 
