@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -55,7 +57,24 @@ def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonRe
     return JsonResponse(error_body("not_found", "Not found."), status=status.HTTP_404_NOT_FOUND)
 
 
+# How long a client should wait before retrying when the database is away (a restart, a
+# failover): long enough for a restart, short enough that nobody gives up.
+RETRY_AFTER_SECONDS = 5
+
+
 def json_500(request: HttpRequest) -> JsonResponse:
+    """Django's last answer to an unhandled error (``handler500``, called while handling it).
+
+    A lost or refused database connection is not a bug but a moment: 503 with ``Retry-After``,
+    so clients and proxies retry. Anything else is a 500. Neither says more than that.
+    """
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        response = JsonResponse(
+            error_body("unavailable", "The service is briefly unavailable. Please try again."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     return JsonResponse(
         error_body("server_error", "Something went wrong on our side."),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
