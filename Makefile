@@ -9,7 +9,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chairside_bench
 
 .PHONY: install run migrate seed test lint format typecheck migrations-check \
         deploy-check backup-drill bench bench-availability bench-booking-race bench-series bench-reminders \
-        bench-calendar clean
+        bench-calendar load load-faults clean
 
 install: $(VENV)/.installed
 
@@ -71,6 +71,19 @@ bench-reminders: install
 
 bench-calendar: install
 	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.calendar
+
+# The system over HTTP (gunicorn on 127.0.0.1:8100, worker, beat, PostgreSQL, Redis) under a
+# mixed load, then the integrity report; its own database chairside_load (LOAD_ARGS: --users …).
+LOAD_ARGS ?=
+load: install
+	$(PY) -m bench.load $(LOAD_ARGS)
+
+# The same with Redis stopped, PostgreSQL restarted and the worker killed during the load, one
+# run each. They stop services others share: not while CI or a test suite is running.
+load-faults: install
+	$(PY) -m bench.load --fault redis $(LOAD_ARGS)
+	$(PY) -m bench.load --fault postgres $(LOAD_ARGS)
+	$(PY) -m bench.load --fault worker $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

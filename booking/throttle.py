@@ -55,8 +55,9 @@ def rate_limit_hit(key: str, *, limit: int, window: int, now: float | None = Non
 
 
 # Online bookings per client address and hour, the page and the API counted together: plenty for
-# a family booking together, too few to fill a prescriber's week from one machine.
-BOOKINGS_PER_HOUR = 10
+# a family booking together, too few to fill a prescriber's week from one machine. The setting
+# (``BOOKINGS_PER_HOUR`` in the environment) exists for load tests, whose clients share one address.
+BOOKINGS_PER_HOUR: int = settings.BOOKINGS_PER_HOUR
 
 
 def booking_rate_limit(request: HttpRequest) -> int | None:

@@ -244,6 +244,9 @@ OUTBOX_STALE_CLAIM_SECONDS = env.int("OUTBOX_STALE_CLAIM_SECONDS", default=300)
 # E-mail providers through django-anymail: EMAIL_BACKEND=anymail.backends.<provider>.EmailBackend
 ANYMAIL: dict[str, str] = env.dict("ANYMAIL", default={})
 
+# Online bookings per client address and hour (booking.throttle); raise it only for load tests.
+BOOKINGS_PER_HOUR = env.int("BOOKINGS_PER_HOUR", default=10, validate=Range(min=1))
+
 # --- Time and language ----------------------------------------------------------------------
 # Stored times are UTC; each location carries its own IANA zone for wall-clock rules.
 LANGUAGE_CODE = "en-us"

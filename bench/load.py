@@ -1,0 +1,687 @@
+"""The whole system under HTTP load, optionally with a fault, and an integrity report after it.
+
+What runs, all on this machine: gunicorn serving the app on 127.0.0.1:8100 (not 8000, which
+``make run`` and CI's smoke test use), a Celery worker and beat, against PostgreSQL (a database of
+its own, ``chairside_load``, dropped and rebuilt every run) and Redis (broker and cache, a
+database number of its own, so no other worker picks up these tasks). Locust (``bench/
+locustfile.py``) runs headless for a fixed time with a mixed workload: patients browse
+availability and book (a new patient each time, a time the availability offered), the front desk
+reschedules and cancels through the staff API with a token from ``manage.py staff_token``.
+
+The clinic: 40 chairs and 40 prescribers working 07:00-21:00 every day, and a 30-minute
+consultation bookable online without approval (chair held 40 minutes with turnover), so the 60
+days browsed hold about 45,000 visits and bookings do not run out of slots.
+
+Faults (``--fault``), started ``--fault-at`` seconds into the run:
+
+- ``redis``: ``redis-cli shutdown nosave``, then after ``--fault-seconds`` (10) Redis is started
+  again with the command CI uses;
+- ``postgres``: ``pg_ctlcluster … main restart -m fast``;
+- ``worker``: SIGKILL to the Celery worker and its pool, then a new worker.
+
+Requests that fail with a dropped connection or a 5xx during the fault are expected and recorded.
+Afterwards the worker is given ``--drain`` seconds to deliver what is due, the services are
+stopped and ``bench.integrity`` checks the invariants. Fault modes stop and restart services
+other developers and CI share: they refuse to start while a CI run or a test suite is running
+(``--force`` overrides), and always leave PostgreSQL and Redis running.
+
+Targets (DESIGN §6, 2 cores): >= 500 bookings/s over HTTP, availability p95 <= 50 ms. The load
+generator shares the machine with everything it measures; its CPU share is reported.
+
+Run: .venv/bin/python -m bench.load [--duration 60] [--users 16] [--fault redis|postgres|worker]
+The last line printed is one JSON object with the figures and the integrity report; the exit
+status is 1 when an invariant failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import time as clock
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench.common import machine_info, percentile, setup_django
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DATABASE_URL = "postgres://postgres@127.0.0.1:5432/chairside_load"
+REDIS_URL = "redis://127.0.0.1:6379/7"
+PORT = 8100
+
+LOCATION = "load-clinic"
+APPOINTMENT_TYPE = "load-consult"
+STAFF_USER = "load-desk"
+CHAIRS = 40
+PRESCRIBERS = 40
+HOURS = (clock(7, 0), clock(21, 0))
+DAYS = 60
+
+# Request names as bench/locustfile.py reports them (it is not imported here: locust patches
+# the standard library with gevent on import).
+AVAILABILITY = "GET /api/v1/availability/"
+BOOK = "POST /api/v1/bookings/"
+
+BOOKINGS_TARGET = 500.0
+AVAILABILITY_P95_TARGET_MS = 50.0
+
+# The command CI starts Redis with; a fault run restores Redis exactly so.
+REDIS_START = [
+    "redis-server",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "-::1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    "/var/lib/redis",
+    "--logfile",
+    "/var/log/redis/ci.log",
+]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- Database and clinic -------------------------------------------------------------------------
+
+
+def _fresh_database(url: str) -> None:
+    """Drop the load database: every run starts from an empty, freshly migrated one."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if "load" not in name:
+        sys.exit(f"refusing to drop {name!r}: the load database's name must contain 'load'")
+    admin_url = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def seed() -> None:
+    """The load clinic, its bookable consultation and a front-desk account for the staff API."""
+    from django.contrib.auth.models import Group, User
+    from django.db import transaction
+
+    from booking.models import StaffProfile
+    from booking.staff import Role
+    from scheduling.models import (
+        AppointmentKind,
+        AppointmentType,
+        Location,
+        Resource,
+        ResourceKind,
+        ResourceRequirement,
+        StaffRole,
+        WorkingHours,
+    )
+
+    with transaction.atomic():
+        location = Location.objects.create(
+            slug=LOCATION,
+            name="Load clinic",
+            public_name="Load Health",
+            timezone="America/New_York",
+        )
+        resources = Resource.objects.bulk_create(
+            [
+                Resource(location=location, kind=ResourceKind.CHAIR, name=f"Chair {n + 1}")
+                for n in range(CHAIRS)
+            ]
+            + [
+                Resource(
+                    location=location,
+                    kind=ResourceKind.STAFF,
+                    role=StaffRole.PRESCRIBER,
+                    name=f"Dr. Load {n + 1}",
+                )
+                for n in range(PRESCRIBERS)
+            ]
+        )
+        WorkingHours.objects.bulk_create(
+            WorkingHours(resource=resource, weekday=day, start=HOURS[0], end=HOURS[1])
+            for resource in resources
+            for day in range(7)
+        )
+        # A consultation with a chair: the shape of the busiest online path, bookable without
+        # an approved plan. Its default reminder rules come with it.
+        consult = AppointmentType.objects.create(
+            location=location,
+            slug=APPOINTMENT_TYPE,
+            name="Load consultation",
+            public_name="Consultation",
+            kind=AppointmentKind.CONSULTATION,
+            duration_minutes=30,
+            grid_minutes=15,
+            min_notice_minutes=60,
+            horizon_days=DAYS + 30,
+            bookable_online=True,
+            needs_approval=False,
+        )
+        ResourceRequirement.objects.bulk_create(
+            [
+                ResourceRequirement(
+                    appointment_type=consult,
+                    resource_kind=ResourceKind.CHAIR,
+                    buffer_after_minutes=10,
+                ),
+                ResourceRequirement(
+                    appointment_type=consult,
+                    resource_kind=ResourceKind.STAFF,
+                    role=StaffRole.PRESCRIBER,
+                ),
+            ]
+        )
+        user = User.objects.create(username=STAFF_USER, first_name="Load", last_name="Desk")
+        user.set_unusable_password()
+        user.save()
+        user.groups.add(Group.objects.get(name=Role.FRONT_DESK))
+        StaffProfile.objects.create(user=user).locations.set([location])
+
+
+# --- Processes -----------------------------------------------------------------------------------
+
+
+class Services:
+    """gunicorn, a Celery worker and beat, each in its own process group."""
+
+    def __init__(self, env: dict[str, str], out: Path, web_workers: int, concurrency: int):
+        self.env, self.out = env, out
+        self.web_workers, self.concurrency = web_workers, concurrency
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.workers_started = 0
+
+    def _start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        logfile = (self.out / f"{name}.log").open("ab")
+        proc = subprocess.Popen(  # noqa: S603 - our own executables
+            argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        logfile.close()
+        self.procs[name] = proc
+        return proc
+
+    def start(self) -> None:
+        self._start(
+            "web",
+            [
+                str(BIN / "gunicorn"),
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{PORT}",
+                "--workers",
+                str(self.web_workers),
+                "--backlog",
+                "2048",
+                "--timeout",
+                "60",
+                "--log-level",
+                "warning",
+            ],
+        )
+        self.start_worker()
+        self._start(
+            "beat",
+            [
+                str(BIN / "celery"),
+                "-A",
+                "config",
+                "beat",
+                "--loglevel=WARNING",
+                "--schedule",
+                str(self.out / "celerybeat-schedule"),
+            ],
+        )
+
+    def start_worker(self) -> None:
+        self.workers_started += 1
+        self._start(
+            "worker",
+            [
+                str(BIN / "celery"),
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=WARNING",
+                f"--concurrency={self.concurrency}",
+                f"--hostname=load{self.workers_started}@%h",
+            ],
+        )
+
+    def kill_worker(self) -> None:
+        proc = self.procs["worker"]
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its pool, as a machine dying would
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def cpu_seconds(self) -> dict[str, float]:
+        return {name: _group_cpu(proc.pid) for name, proc in self.procs.items()}
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: str) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "
+
+
+def _group_cpu(pgid: int) -> float:
+    """CPU seconds used so far by the live processes of one process group."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat_fields(entry)) and int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICK
+
+
+def _comm_cpu(prefix: str) -> float:
+    """CPU seconds used so far by every live process whose name starts with ``prefix``."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                comm = Path(f"/proc/{entry}/comm").read_text().strip()
+            except OSError:
+                continue
+            if comm.startswith(prefix) and (fields := _stat_fields(entry)):
+                total += int(fields[11]) + int(fields[12])
+    return total / _TICK
+
+
+def _machine_jiffies() -> tuple[int, int, int]:
+    """(busy, total, stolen) jiffies of all CPUs since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values), values[7]
+
+
+def _wait_for(check: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not come up within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def _healthy() -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=5) as response:
+        return bool(response.status == 200)
+
+
+# --- Faults --------------------------------------------------------------------------------------
+
+
+def _run(argv: list[str]) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
+    return (done.stdout + done.stderr).strip()
+
+
+def _redis_up() -> bool:
+    return _run(["redis-cli", "-p", "6379", "ping"]) == "PONG"
+
+
+def _postgres_up() -> bool:
+    return subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"], check=False).returncode == 0  # noqa: S607
+
+
+def _pg_cluster() -> list[str]:
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
+
+
+def busy_with_tests() -> list[str]:
+    """Command lines of CI runs and test suites on this machine (they share our services)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "ci/run" in cmd or "pytest" in cmd:
+            found.append(cmd.strip())
+    return found
+
+
+def restore_services() -> None:
+    """PostgreSQL and Redis running, whatever a fault left behind."""
+    if not _redis_up():
+        log("restoring Redis")
+        _run(REDIS_START)
+        _wait_for(_redis_up, "Redis")
+    if not _postgres_up():
+        log("restoring PostgreSQL")
+        _run([*_pg_cluster(), "start"])
+        _wait_for(_postgres_up, "PostgreSQL", timeout=120)
+
+
+def inject(kind: str, services: Services, seconds: float, timeline: list[dict[str, Any]]) -> None:
+    def mark(event: str, **extra: Any) -> None:
+        timeline.append({"at": time.time(), "event": event, **extra})
+        log(f"fault: {event}")
+
+    if kind == "redis":
+        mark("redis shutdown", output=_run(["redis-cli", "-p", "6379", "shutdown", "nosave"]))
+        time.sleep(seconds)
+        mark("redis start", output=_run(REDIS_START))
+        _wait_for(_redis_up, "Redis")
+        mark("redis answers PONG")
+    elif kind == "postgres":
+        mark("postgres restart (fast)")
+        output = _run([*_pg_cluster(), "restart", "-m", "fast"])
+        _wait_for(_postgres_up, "PostgreSQL", timeout=120)
+        mark("postgres ready", output=output)
+    elif kind == "worker":
+        mark("worker SIGKILL")
+        services.kill_worker()
+        time.sleep(seconds)
+        services.start_worker()
+        mark("new worker started")
+
+
+# --- The run -------------------------------------------------------------------------------------
+
+
+def run_locust(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    argv = [
+        str(BIN / "locust"),
+        "-f",
+        str(ROOT / "bench" / "locustfile.py"),
+        "--headless",
+        "--users",
+        str(args.users),
+        "--spawn-rate",
+        str(args.users),
+        "--run-time",
+        f"{args.duration}s",
+        "--host",
+        f"http://127.0.0.1:{PORT}",
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--stop-timeout",
+        "10",
+    ]
+    logfile = (args.out / "locust.log").open("wb")
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT)  # noqa: S603
+    # wait4, not wait(): the client's own CPU time comes with its exit status.
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    logfile.close()
+    return {"exit": proc.returncode, "cpu_seconds": usage.ru_utime + usage.ru_stime}
+
+
+def drain(timeout: float) -> dict[str, Any]:
+    """Wait until nothing due is unsent (or ``timeout``); the outbox is read directly."""
+    from django.db import close_old_connections, connection
+    from django.utils import timezone
+
+    from notifications.models import MessageStatus, OutboundMessage
+
+    started = time.monotonic()
+    left = None
+    while time.monotonic() - started < timeout:
+        try:
+            now = timezone.now()
+            due = OutboundMessage.objects.filter(status=MessageStatus.PENDING, due_at__lte=now)
+            sending = OutboundMessage.objects.filter(status=MessageStatus.SENDING)
+            left = {"due_unsent": due.count(), "sending": sending.count()}
+            if not any(left.values()):
+                break
+        except Exception:  # the database may be restarting; reconnect
+            close_old_connections()
+            connection.close()
+        time.sleep(2)
+    return {"seconds": round(time.monotonic() - started, 1), "left": left}
+
+
+def summarize(summary: dict[str, Any], duration_s: float) -> dict[str, Any]:
+    requests: dict[str, Any] = {}
+    total = 0
+    for name, times in summary["latencies_ms"].items():
+        total += len(times)
+        requests[name] = {
+            "count": len(times),
+            "statuses": summary["statuses"].get(name, {}),
+            "p50_ms": round(percentile(times, 50), 1),
+            "p95_ms": round(percentile(times, 95), 1),
+            "p99_ms": round(percentile(times, 99), 1),
+        }
+    booked = requests.get(BOOK, {}).get("statuses", {}).get("201", 0)
+    availability_p95 = requests.get(AVAILABILITY, {}).get("p95_ms")
+    bookings_per_s = round(booked / duration_s, 1) if duration_s else 0.0
+    return {
+        "measured_seconds": round(duration_s, 1),
+        "requests": requests,
+        "requests_per_s": round(total / duration_s, 1) if duration_s else 0.0,
+        "bookings_201": booked,
+        "bookings_per_s": bookings_per_s,
+        "targets": {
+            "bookings_per_s": {
+                "target": BOOKINGS_TARGET,
+                "measured": bookings_per_s,
+                "met": bookings_per_s >= BOOKINGS_TARGET,
+            },
+            "availability_p95_ms": {
+                "target": AVAILABILITY_P95_TARGET_MS,
+                "measured": availability_p95,
+                "met": availability_p95 is not None
+                and availability_p95 <= AVAILABILITY_P95_TARGET_MS,
+            },
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=60, help="seconds of load")
+    parser.add_argument("--users", type=int, default=16, help="concurrent locust users")
+    parser.add_argument("--wait-ms", type=float, default=0, help="mean think time per user")
+    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--fault", choices=["redis", "postgres", "worker"])
+    parser.add_argument("--fault-at", type=float, default=20, help="seconds into the load")
+    parser.add_argument("--fault-seconds", type=float, default=10, help="how long it lasts")
+    parser.add_argument("--drain", type=float, default=240, help="seconds to let the outbox empty")
+    parser.add_argument("--force", action="store_true", help="inject a fault even if tests run")
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "load")
+    args = parser.parse_args(argv)
+
+    if args.fault and (running := busy_with_tests()) and not args.force:
+        sys.exit(
+            "a CI run or test suite shares PostgreSQL and Redis; not injecting a fault now:\n  "
+            + "\n  ".join(running[:5])
+        )
+    if not (_postgres_up() and _redis_up()):
+        sys.exit("PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) must be running")
+
+    os.environ.setdefault("DATABASE_URL", DATABASE_URL)
+    os.environ.setdefault("REDIS_URL", os.environ.get("LOAD_REDIS_URL", REDIS_URL))
+    mode = args.fault or "none"
+    args.out = args.out.resolve()
+    runtime = args.out / "runtime"  # VAR_DIR of every process: mail/, sms/, secret key
+    shutil.rmtree(args.out, ignore_errors=True)
+    runtime.mkdir(parents=True)
+    journal = args.out / "journal.jsonl"
+    summary_path = args.out / "summary.json"
+    env = {
+        **os.environ,
+        "VAR_DIR": str(runtime),
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "BOOKINGS_PER_HOUR": "100000000",  # every client shares one address
+        "LOG_LEVEL": "WARNING",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{PORT}",
+        # A dead worker's claims come back after 30 s instead of 5 minutes, within the drain.
+        "OUTBOX_STALE_CLAIM_SECONDS": "30",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    os.environ.update({k: env[k] for k in ("VAR_DIR", "SECRET_KEY", "OUTBOX_STALE_CLAIM_SECONDS")})
+
+    log(f"fresh database {urlsplit(os.environ['DATABASE_URL']).path.lstrip('/')}")
+    _fresh_database(os.environ["DATABASE_URL"])
+    setup_django()
+    seed()
+    token = _run([sys.executable, str(ROOT / "manage.py"), "staff_token", STAFF_USER]).split()[-1]
+    info = machine_info()
+    # Redis db of the run: nothing of an earlier run (queued tasks, rate-limit windows) remains.
+    import redis
+
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+
+    services = Services(env, args.out, args.web_workers, args.concurrency)
+    timeline: list[dict[str, Any]] = []
+    fault_thread = None
+    try:
+        services.start()
+        _wait_for(_healthy, f"gunicorn on port {PORT}")
+        log(
+            f"load: {args.users} users for {args.duration} s, {args.web_workers} web workers, "
+            f"fault: {mode}"
+        )
+        locust_env = {
+            **env,
+            "LOAD_LOCATION": LOCATION,
+            "LOAD_TYPE": APPOINTMENT_TYPE,
+            "LOAD_TOKEN": token,
+            "LOAD_DAYS": str(DAYS),
+            "LOAD_JOURNAL": str(journal),
+            "LOAD_SUMMARY": str(summary_path),
+            "LOAD_WAIT_MS": str(args.wait_ms),
+        }
+        cpu_before = services.cpu_seconds()
+        pg_before, redis_before = _comm_cpu("postgres"), _comm_cpu("redis-server")
+        busy_before, total_before, steal_before = _machine_jiffies()
+        if args.fault:
+
+            def fault() -> None:
+                time.sleep(args.fault_at)
+                inject(args.fault, services, args.fault_seconds, timeline)
+
+            fault_thread = threading.Thread(target=fault, daemon=True)
+            fault_thread.start()
+        client = run_locust(args, locust_env)
+        busy_after, total_after, steal_after = _machine_jiffies()
+        cpu_after = services.cpu_seconds()
+        pg_after, redis_after = _comm_cpu("postgres"), _comm_cpu("redis-server")
+        if fault_thread is not None:
+            fault_thread.join()
+        log(f"load done (locust exit {client['exit']}); draining the outbox")
+        drained = drain(args.drain)
+        log(f"drain: {drained}")
+    finally:
+        services.stop()
+        if args.fault:
+            restore_services()
+
+    from django.db import connection
+
+    connection.close()  # a restarted server dropped it
+    from bench.integrity import integrity_report
+
+    summary = json.loads(summary_path.read_text())
+    measured = (summary["last_response_at"] or 0) - (summary["first_request_at"] or 0)
+    figures = summarize(summary, measured)
+    cores = info["cores"] or 1
+    wall = (total_after - total_before) / cores / _TICK
+    figures["cpu"] = {
+        "machine_busy_share": round((busy_after - busy_before) / (total_after - total_before), 3),
+        "client_share": round(client["cpu_seconds"] / (wall * cores), 3),
+        "server_share": {
+            name: round((cpu_after.get(name, 0) - cpu_before.get(name, 0)) / (wall * cores), 3)
+            for name in ("web", "worker", "beat")
+        },
+        # A restarted server's processes are new: their CPU before the restart is gone.
+        "postgres_share": round((pg_after - pg_before) / (wall * cores), 3)
+        if pg_after >= pg_before
+        else None,
+        "redis_share": round(max(0.0, redis_after - redis_before) / (wall * cores), 3),
+        "stolen_share": round((steal_after - steal_before) / (total_after - total_before), 3),
+        "note": "shares of all cores over the load window; the worker's restarts lose its CPU",
+    }
+    report = integrity_report(
+        journal_path=journal, var_dir=runtime, location_slug=LOCATION, require_drained=True
+    )
+    result = {
+        "benchmark": "load",
+        "fault": mode,
+        "machine": info,
+        "settings": {
+            "duration_s": args.duration,
+            "users": args.users,
+            "wait_ms": args.wait_ms,
+            "web_workers": args.web_workers,
+            "worker_concurrency": args.concurrency,
+            "fault_at_s": args.fault_at if args.fault else None,
+            "fault_seconds": args.fault_seconds if args.fault else None,
+        },
+        **figures,
+        "fault_timeline": [
+            {**event, "at_s": round(event["at"] - (summary["first_request_at"] or 0), 1)}
+            for event in timeline
+        ],
+        "drain": drained,
+        "integrity": report,
+    }
+    (args.out / f"result-{mode}.json").write_text(json.dumps(result, indent=2, default=str))
+    for name, figures_of in result["requests"].items():
+        log(
+            f"{name}: n={figures_of['count']} p50={figures_of['p50_ms']} ms "
+            f"p95={figures_of['p95_ms']} ms p99={figures_of['p99_ms']} ms "
+            f"{figures_of['statuses']}"
+        )
+    log(
+        f"bookings/s {result['bookings_per_s']} (target {BOOKINGS_TARGET:.0f}), "
+        f"requests/s {result['requests_per_s']}, cpu {result['cpu']}"
+    )
+    log("integrity: " + ("OK" if report["ok"] else "VIOLATIONS " + "; ".join(report["violations"])))
+    print(json.dumps(result, default=str))
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
