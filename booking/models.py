@@ -428,11 +428,6 @@ class EligibilityDecision(models.Model):
         return f"{self.get_outcome_display()} ({self.decided_at:%Y-%m-%d})"
 
 
-class TreatmentPlanQuerySet(models.QuerySet["TreatmentPlan"]):
-    def in_force(self, now: datetime) -> TreatmentPlanQuerySet:
-        return self.filter(revoked_at__isnull=True, valid_until__gte=now.date())
-
-
 class TreatmentPlan(models.Model):
     """What an approval authorises: a protocol, how many sessions, until when."""
 
@@ -446,8 +441,6 @@ class TreatmentPlan(models.Model):
     conditions = models.TextField(blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-
-    objects = TreatmentPlanQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -60,7 +60,7 @@ def _allocations_sql(resource_ids: list[int], lo: int, hi: int) -> tuple[str, li
     return sql, params
 
 
-def _allocation_rows(resource_ids: list[int], lo: int, hi: int) -> list[tuple[int, int, int, int]]:
+def allocation_rows(resource_ids: list[int], lo: int, hi: int) -> list[tuple[int, int, int, int]]:
     """(resource, lane, start, end), start and end in UTC minutes, of the active allocations
     touching ``[lo, hi)``, ordered by resource and lane."""
     sql, params = _allocations_sql(resource_ids, lo, hi)

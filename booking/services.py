@@ -36,7 +36,7 @@ from booking.models import (
     PatientLink,
 )
 from booking.plans import plan_in_force
-from booking.selectors import _allocation_rows
+from booking.selectors import allocation_rows
 from booking.signals import appointment_changed, patient_link_requested
 from scheduling.availability import (
     MINUTES_PER_DAY,
@@ -185,7 +185,7 @@ def _visit_problem(
         return problem
     lo = start + min(need.lead for need in problem.needs)
     hi = start + max(need.tail for need in problem.needs)
-    for rid, lane, held_from, held_to in _allocation_rows(list(calendars), lo, hi):
+    for rid, lane, held_from, held_to in allocation_rows(list(calendars), lo, hi):
         calendar = calendars[rid]
         if lane < calendar.capacity:  # lanes above a lowered capacity stay booked but unused
             calendar.busy[lane].append((held_from, held_to))
