@@ -175,7 +175,7 @@ def check_reminders(*, now: datetime, location_slug: str | None) -> dict[str, An
     nothing but their cancellation notice left to send."""
     from booking.models import Appointment, AppointmentEvent, AppointmentStatus
     from notifications.models import MessageKind, MessageStatus, OutboundMessage, ReminderRule
-    from notifications.services import _patient_channels, _reminder_rows
+    from notifications.services import patient_channels, reminder_rows
 
     visits = Appointment.objects.select_related("location", "appointment_type", "patient")
     if location_slug:
@@ -210,14 +210,14 @@ def check_reminders(*, now: datetime, location_slug: str | None) -> dict[str, An
         if not visit.is_active:
             continue
         checked += 1
-        channels = _patient_channels(visit.patient)
+        channels = patient_channels(visit.patient)
         notices = [MessageKind.CONFIRMATION]
         if visit.pk in moved:
             notices.append(MessageKind.RESCHEDULED)
         wanted: list[tuple[str, str, datetime | None]] = [
             (kind, channel, None) for kind in notices for channel in channels
         ]
-        for planned in _reminder_rows(
+        for planned in reminder_rows(
             visit, channels, rules.get(visit.appointment_type_id, []), now=now
         ):
             # Only what is still ahead: a reminder due by now may rightly be sent or skipped.

@@ -2,7 +2,7 @@
 
 Two paths with one result. On PostgreSQL (:func:`replan_sql`) the plan is set-based: for every
 (visit, rule, channel) one statement computes exactly what the Python planner
-(``notifications.services._reminder_rows`` and ``notifications.planning``) would write, merges it
+(``notifications.services.reminder_rows`` and ``notifications.planning``) would write, merges it
 with the rows already there in (visit, kind, channel) order and keeps only the difference, which
 a second statement writes: new rows inserted, changed rows updated, pending rows no rule plans
 any more cancelled. Rows equal to their plan are not touched, so a rule change rewrites the rows
@@ -38,7 +38,7 @@ from notifications.models import (
     ReminderRule,
 )
 from notifications.planning import FASTING_NOTICE, QUIET_MARGIN
-from notifications.services import CATCH_UP_KINDS, _patient_channels, _reminder_rows, _upsert
+from notifications.services import CATCH_UP_KINDS, outbox_upsert, patient_channels, reminder_rows
 from scheduling.models import AppointmentType
 
 # Exactly the wording of the Python planner, so both paths leave the same rows.
@@ -440,8 +440,8 @@ def replan_python(
         rows = [
             row
             for appointment in batch
-            for row in _reminder_rows(
-                appointment, _patient_channels(appointment.patient), rules, now=now
+            for row in reminder_rows(
+                appointment, patient_channels(appointment.patient), rules, now=now
             )
             if kept(appointment.pk, row.kind)
         ]
@@ -467,7 +467,9 @@ def replan_python(
                 ),
                 updated_at=now,
             )
-        _upsert([row for row in rows if (row.appointment_id, row.kind, row.channel) not in done])
+        outbox_upsert(
+            [row for row in rows if (row.appointment_id, row.kind, row.channel) not in done]
+        )
 
     count = 0
     batch: list[Appointment] = []

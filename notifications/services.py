@@ -74,7 +74,7 @@ _NOTICE_FOR_CHANGE = {
 # --- Planning -----------------------------------------------------------------------------------
 
 
-def _patient_channels(patient: Patient) -> list[str]:
+def patient_channels(patient: Patient) -> list[str]:
     channels: list[str] = []
     if patient.email and patient.email_reminders:
         channels.append(Channel.EMAIL)
@@ -116,7 +116,7 @@ def _row(
     )
 
 
-def _reminder_rows(
+def reminder_rows(
     appointment: Appointment, channels: list[str], rules: Iterable[ReminderRule], *, now: datetime
 ) -> list[OutboundMessage]:
     appointment_type = appointment.appointment_type
@@ -149,7 +149,7 @@ def _reminder_rows(
     return rows
 
 
-def _upsert(rows: list[OutboundMessage]) -> None:
+def outbox_upsert(rows: list[OutboundMessage]) -> None:
     if rows:
         OutboundMessage.objects.bulk_create(
             rows,
@@ -188,7 +188,7 @@ def appointment_messages_plan(
             status=MessageStatus.CANCELLED, detail="the patient confirmed", updated_at=now
         )
         return
-    channels = _patient_channels(appointment.patient)
+    channels = patient_channels(appointment.patient)
     if not appointment.is_active:
         pending.update(
             status=MessageStatus.CANCELLED,
@@ -196,7 +196,7 @@ def appointment_messages_plan(
             updated_at=now,
         )
         if change == "cancelled" and appointment.start > now:
-            _upsert(
+            outbox_upsert(
                 [
                     _row(
                         appointment,
@@ -220,8 +220,8 @@ def appointment_messages_plan(
         rules = ReminderRule.objects.filter(
             appointment_type_id=appointment.appointment_type_id, is_active=True
         )
-        rows += _reminder_rows(appointment, channels, rules, now=now)
-    _upsert(rows)
+        rows += reminder_rows(appointment, channels, rules, now=now)
+    outbox_upsert(rows)
 
 
 # --- Delivery -----------------------------------------------------------------------------------
@@ -508,7 +508,7 @@ def _deliver(
         )
     to = appointment.patient.email
     try:
-        _send_email(template, context, to, attachment)
+        send_email(template, context, to, attachment)
     except SMTPRecipientsRefused as exc:
         raise PermanentSendError(f"recipient refused: {exc}") from exc
     except (SMTPException, OSError) as exc:
@@ -521,7 +521,7 @@ def _deliver(
     return to, ""
 
 
-def _send_email(
+def send_email(
     template: str,
     context: dict[str, Any],
     to: str,
@@ -555,7 +555,7 @@ def link_email_send(*, patient_id: int, now: datetime | None = None) -> None:
         "link": _link(patient_link_issue(patient=patient, now=now)),
         "location": upcoming.location if upcoming else None,
     }
-    _send_email("notifications/email/link", context, patient.email)
+    send_email("notifications/email/link", context, patient.email)
 
 
 def reminder_rules_replan(

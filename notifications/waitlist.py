@@ -26,7 +26,7 @@ from django.utils import timezone
 from booking.models import OfferStatus, WaitlistOffer
 from notifications.models import Channel, PhoneOptOut
 from notifications.planning import in_quiet_hours
-from notifications.services import _patient_channels, _send_email
+from notifications.services import patient_channels, send_email
 from notifications.sms import SendError, get_backend
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def _may_text(offer: WaitlistOffer, now: datetime) -> bool:
     patient = offer.entry.patient
     location = offer.entry.location
     return (
-        Channel.SMS in _patient_channels(patient)
+        Channel.SMS in patient_channels(patient)
         and not PhoneOptOut.objects.filter(phone=patient.phone).exists()
         and not in_quiet_hours(
             now, location.zone, location.quiet_hours_start, location.quiet_hours_end
@@ -82,7 +82,7 @@ def offer_messages_send(*, offer_id: int, token: str, now: datetime | None = Non
     sent: list[str] = []
     if patient.email:
         try:
-            _send_email(TEMPLATE, context, patient.email)
+            send_email(TEMPLATE, context, patient.email)
             sent.append(Channel.EMAIL)
         except Exception:  # SMTP, provider APIs: whatever fails, the text may still go
             logger.exception("waitlist offer %s: e-mail not sent", offer_id)
