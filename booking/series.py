@@ -35,7 +35,7 @@ from booking.models import (
 )
 from booking.plans import plan_in_force
 from booking.selectors import availability_problem
-from booking.services import _with_retries, _write_allocations
+from booking.services import with_retries, write_allocations
 from booking.signals import appointment_changed
 from scheduling.availability import (
     MINUTES_PER_DAY,
@@ -622,7 +622,7 @@ def _session_label(start: datetime, zone: ZoneInfo) -> str:
     return f"{_day_label(local.date())}, {local.hour % 12 or 12}:{local:%M %p} {local.tzname()}"
 
 
-def _placements(
+def _sessions_placements(
     appointment_type: AppointmentType,
     starts: Sequence[datetime],
     days: list[date],
@@ -652,7 +652,7 @@ def _placements(
     return out
 
 
-def _lock_patient_and_check(
+def _lock_patient_and_check_sessions(
     patient: Patient, starts: Sequence[datetime], ends: Sequence[datetime]
 ) -> None:
     # The row lock queues this patient's concurrent bookings (appointment_book takes the same
@@ -708,14 +708,14 @@ def series_book(
     def book() -> Series:
         # The patient row lock comes first: eligibility decisions and other bookings for the
         # patient take it too, so the plan's sessions left cannot change under this count.
-        _lock_patient_and_check(plan.patient, starts, ends)
+        _lock_patient_and_check_sessions(plan.patient, starts, ends)
         sessions = _plan_sessions(plan, appointment_type, now, start=starts[0])
         if len(starts) != sessions:
             raise PolicyViolation(
                 f"This series has {sessions} sessions: give a start for each.", field="starts"
             )
         # Checked before anything is written, so a refusal writes nothing.
-        placements = _placements(appointment_type, starts, days, online=online, now=now)
+        placements = _sessions_placements(appointment_type, starts, days, online=online, now=now)
         series = Series.objects.create(plan=plan, protocol=protocol)
         appointments = Appointment.objects.bulk_create(
             Appointment(
@@ -732,7 +732,7 @@ def series_book(
             for n, (start, end) in enumerate(zip(starts, ends, strict=True), start=1)
         )
         # A stable order keeps competing transactions from waiting on each other crosswise.
-        _write_allocations(
+        write_allocations(
             [
                 (appointment, sorted(session, key=lambda p: (p.resource_id, p.lane)))
                 for appointment, session in zip(appointments, placements, strict=True)
@@ -744,7 +744,7 @@ def series_book(
             )
         return series
 
-    return _with_retries(
+    return with_retries(
         book,
         field="starts",
         taken="These times were being booked by others just now. Please ask for a new proposal.",

@@ -48,12 +48,12 @@ from booking.models import (
 )
 from booking.plans import PRESCRIBE
 from booking.services import (
-    _check_policy,
-    _lock_patient_and_check,
-    _place,
-    _with_retries,
     appointment_cancel,
     appointment_reschedule,
+    check_policy,
+    lock_patient_and_check,
+    visit_place,
+    with_retries,
 )
 from booking.signals import appointment_changed
 from booking.templatetags.clinic_time import clinic_datetime
@@ -212,7 +212,7 @@ def _move_held(session: Appointment, start: datetime, now: datetime) -> Appointm
     """Give a held session a new time. Its chairs were released by the hold (the resume checks
     the new time), unless the location keeps them: then they move with it, checked now."""
     appointment_type = session.appointment_type
-    _check_policy(appointment_type, start, now, online=False)
+    check_policy(appointment_type, start, now, online=False)
     end = start + timedelta(minutes=appointment_type.duration_minutes)
 
     def move() -> Appointment:
@@ -223,7 +223,7 @@ def _move_held(session: Appointment, start: datetime, now: datetime) -> Appointm
         current.version += 1
         current.save(update_fields=["start", "end", "version", "updated_at"])
         if kept:
-            _place(current, online=False, now=now)
+            visit_place(current, online=False, now=now)
         appointment_changed.send(
             sender=Appointment,
             appointment=current,
@@ -233,7 +233,7 @@ def _move_held(session: Appointment, start: datetime, now: datetime) -> Appointm
         )
         return current
 
-    return _with_retries(move)
+    return with_retries(move)
 
 
 def series_session_reschedule(
@@ -475,14 +475,14 @@ def series_resume(*, series: Series, now: datetime | None = None) -> list[Appoin
 
             def place(session: Appointment = session) -> None:
                 # Held sessions are not active, so the patient may have booked over them.
-                _lock_patient_and_check(
+                lock_patient_and_check(
                     session.patient, session.start, session.end, exclude=session.pk
                 )
                 if not Allocation.objects.filter(appointment=session, active=True).exists():
-                    _place(session, online=False, now=now)
+                    visit_place(session, online=False, now=now)
 
             try:
-                _with_retries(place)
+                with_retries(place)
             except PatientBusy:
                 blocked.append(
                     (

@@ -4,7 +4,7 @@ Each runs lock -> check -> write in one transaction. The check is the availabili
 (``scheduling.availability.allocate``), so an offered slot and an accepted booking can never
 disagree. On PostgreSQL the exclusion constraints on allocations and appointments are the last
 guard: two transactions that both passed the check cannot both commit overlapping lanes. Writers
-of a lane queue on an advisory lock (see ``_write_allocations``), so the loser meets the winner's
+of a lane queue on an advisory lock (see ``write_allocations``), so the loser meets the winner's
 committed row at once and gets an exclusion violation (a deadlock, should other code insert
 without the lock); we retry it from a fresh read, where the winner's rows are visible, and only
 then answer ``SlotTaken``.
@@ -68,7 +68,7 @@ def _sqlstate(exc: Exception) -> tuple[str, str]:
     return state, (getattr(diag, "constraint_name", "") or "")
 
 
-def _with_retries(
+def with_retries(
     operation: Callable[[], T],
     *,
     field: str = "start",
@@ -102,7 +102,7 @@ def _require_aware(start: datetime) -> None:
         raise BookingError("Give the time with its UTC offset.", field="start")
 
 
-def _check_policy(
+def check_policy(
     appointment_type: AppointmentType, start: datetime, now: datetime, *, online: bool
 ) -> None:
     """Refuse starts that no amount of free time would make bookable, with a reason."""
@@ -144,7 +144,7 @@ _PATIENT_CLASH_SQL = f"""
 """  # noqa: S608 - only placeholders are formatted in
 
 
-def _lock_patient_and_check(
+def lock_patient_and_check(
     patient: Patient, start: datetime, end: datetime, *, exclude: int | None
 ) -> None:
     adapt = connection.ops.adapt_datetimefield_value
@@ -192,7 +192,7 @@ def _visit_problem(
     return problem
 
 
-def _placements(
+def visit_placements(
     appointment_type: AppointmentType, start: datetime, *, online: bool, now: datetime
 ) -> list[Placement]:
     """The lanes a visit at ``start`` takes, by the engine's own check; ``SlotTaken`` if none."""
@@ -227,7 +227,7 @@ _ALLOCATION_INSERT_SQL = (
 )
 
 
-def _write_allocations(batches: Sequence[tuple[Appointment, list[Placement]]]) -> None:
+def write_allocations(batches: Sequence[tuple[Appointment, list[Placement]]]) -> None:
     """Take the checked lanes of one or more appointments (a visit, or a whole series).
 
     Two transactions that both passed the check for the same lane would otherwise meet inside
@@ -265,12 +265,12 @@ def _write_allocations(batches: Sequence[tuple[Appointment, list[Placement]]]) -
         )
 
 
-def _place(appointment: Appointment, *, online: bool, now: datetime) -> None:
+def visit_place(appointment: Appointment, *, online: bool, now: datetime) -> None:
     """Check the appointment's time with the engine and write its allocations."""
-    placements = _placements(
+    placements = visit_placements(
         appointment.appointment_type, appointment.start, online=online, now=now
     )
-    _write_allocations([(appointment, placements)])
+    write_allocations([(appointment, placements)])
 
 
 def appointment_book(
@@ -291,17 +291,17 @@ def appointment_book(
     now = now or timezone.now()
     _require_aware(start)
     online = source == "online"
-    _check_policy(appointment_type, start, now, online=online)
+    check_policy(appointment_type, start, now, online=online)
     end = start + timedelta(minutes=appointment_type.duration_minutes)
 
     def book() -> Appointment:
-        _lock_patient_and_check(patient, start, end, exclude=None)
+        lock_patient_and_check(patient, start, end, exclude=None)
         if appointment_type.needs_approval:
             # Under the patient's row lock, so two bookings cannot both take the last session
             # a plan authorises; before the row exists, so it does not count against itself.
             plan_in_force(patient=patient, appointment_type=appointment_type, now=now, start=start)
         # Checked before the appointment row is written, so a refusal writes nothing.
-        placements = _placements(appointment_type, start, online=online, now=now)
+        placements = visit_placements(appointment_type, start, online=online, now=now)
         appointment = Appointment.objects.create(
             # The instances, not their ids: the signal's receivers read them, from the cache.
             location=appointment_type.location,
@@ -311,13 +311,13 @@ def appointment_book(
             end=end,
             source=source,
         )
-        _write_allocations([(appointment, placements)])
+        write_allocations([(appointment, placements)])
         appointment_changed.send(
             sender=Appointment, appointment=appointment, change="booked", now=now, by=by
         )
         return appointment
 
-    return _with_retries(book)
+    return with_retries(book)
 
 
 def appointment_reschedule(
@@ -333,7 +333,7 @@ def appointment_reschedule(
     now = now or timezone.now()
     _require_aware(start)
     appointment_type = appointment.appointment_type
-    _check_policy(appointment_type, start, now, online=online)
+    check_policy(appointment_type, start, now, online=online)
     end = start + timedelta(minutes=appointment_type.duration_minutes)
 
     def reschedule() -> Appointment:
@@ -344,13 +344,13 @@ def appointment_reschedule(
             )
         if online:
             _check_online_cutoff(current, now)
-        _lock_patient_and_check(current.patient, start, end, exclude=current.pk)
+        lock_patient_and_check(current.patient, start, end, exclude=current.pk)
         Allocation.objects.filter(appointment=current, active=True).update(active=False)
         previous_start = current.start
         current.start, current.end = start, end
         current.version += 1
         current.save(update_fields=["start", "end", "version", "updated_at"])
-        _place(current, online=online, now=now)
+        visit_place(current, online=online, now=now)
         appointment_changed.send(
             sender=Appointment,
             appointment=current,
@@ -361,7 +361,7 @@ def appointment_reschedule(
         )
         return current
 
-    return _with_retries(reschedule)
+    return with_retries(reschedule)
 
 
 def appointment_cancel(
@@ -516,7 +516,7 @@ def consultation_book_online(
     return appointment
 
 
-def _token_hash(token: str) -> str:
+def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -537,7 +537,7 @@ def patient_link_issue(*, patient: Patient, now: datetime | None = None) -> str:
     if last_visit is not None:
         expires = max(expires, last_visit + timedelta(days=2))
     PatientLink.objects.create(
-        patient=patient, token_hash=_token_hash(token), created_at=now, expires_at=expires
+        patient=patient, token_hash=hash_token(token), created_at=now, expires_at=expires
     )
     return token
 
@@ -550,7 +550,7 @@ def patient_link_resolve(*, token: str, now: datetime | None = None) -> Patient 
     link = (
         PatientLink.objects.usable(now)
         .select_related("patient")
-        .filter(token_hash=_token_hash(token))
+        .filter(token_hash=hash_token(token))
         .first()
     )
     return link.patient if link else None

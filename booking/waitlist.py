@@ -42,13 +42,13 @@ from booking.models import (
 )
 from booking.plans import _local_today, plan_in_force
 from booking.services import (
-    _check_policy,
-    _lock_patient_and_check,
-    _placements,
-    _token_hash,
-    _with_retries,
-    _write_allocations,
     appointment_book,
+    check_policy,
+    hash_token,
+    lock_patient_and_check,
+    visit_placements,
+    with_retries,
+    write_allocations,
 )
 from booking.signals import waitlist_offer_made
 from scheduling.models import AppointmentType, Location
@@ -185,12 +185,12 @@ def _hold(
 ) -> Appointment:
     """Keep the lanes of a visit at ``start`` for ``patient``: lock, check, write, as
     ``appointment_book`` does, but as a HELD appointment and without announcing a booking."""
-    _check_policy(appointment_type, start, now, online=False)
+    check_policy(appointment_type, start, now, online=False)
     end = start + timedelta(minutes=appointment_type.duration_minutes)
 
     def hold() -> Appointment:
-        _lock_patient_and_check(patient, start, end, exclude=None)
-        placements = _placements(appointment_type, start, online=False, now=now)
+        lock_patient_and_check(patient, start, end, exclude=None)
+        placements = visit_placements(appointment_type, start, online=False, now=now)
         appointment = Appointment.objects.create(
             location=appointment_type.location,
             appointment_type=appointment_type,
@@ -200,13 +200,13 @@ def _hold(
             status=AppointmentStatus.HELD,
             source="waitlist",
         )
-        _write_allocations([(appointment, placements)])
+        write_allocations([(appointment, placements)])
         AppointmentEvent.objects.create(
             appointment=appointment, at=now, kind="held", detail="kept for a waitlist offer"
         )
         return appointment
 
-    return _with_retries(hold)
+    return with_retries(hold)
 
 
 def _release(hold_id: int, reason: str, now: datetime) -> None:
@@ -305,7 +305,7 @@ def _offer_to(
             start=start,
             end=end,
             expires_at=_hold_until(appointment_type, start, now),
-            token_hash=_token_hash(token),
+            token_hash=hash_token(token),
             created_at=now,
         )
         WaitlistEntry.objects.filter(pk=entry.pk).update(status=WaitlistStatus.OFFERED)
@@ -345,7 +345,7 @@ def offer_resolve(*, token: str) -> WaitlistOffer | None:
         WaitlistOffer.objects.select_related(
             "entry__patient", "entry__location", "entry__appointment_type", "appointment"
         )
-        .filter(token_hash=_token_hash(token))
+        .filter(token_hash=hash_token(token))
         .first()
     )
 
