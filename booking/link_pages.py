@@ -37,12 +37,11 @@ from booking.models import (
 )
 from booking.preparation import Preparation, appointment_preparation
 from booking.selectors import available_slots
-from booking.series_changes import series_session_reschedule
+from booking.series_changes import visit_move
 from booking.services import (
     appointment_cancel,
     appointment_confirm,
     appointment_escort_update,
-    appointment_reschedule,
     patient_link_request,
     patient_link_resolve,
 )
@@ -273,15 +272,8 @@ def visit_reschedule(request: HttpRequest, token: str, reference: str) -> HttpRe
             return _see_other(here)
         start: datetime = form.cleaned_data["start"]
         try:
-            if appointment.series_id:
-                # A session of a series keeps the protocol's cadence with its neighbours.
-                moved = series_session_reschedule(
-                    appointment=appointment, start=start, online=True, now=now
-                )[0]
-            else:
-                moved = appointment_reschedule(
-                    appointment=appointment, start=start, online=True, now=now
-                )
+            # A session of a series keeps the protocol's cadence with its neighbours.
+            moved = visit_move(appointment=appointment, start=start, online=True, now=now)
         except BookingError as refused:
             # Taken meanwhile, clashing with another of their visits, or past the cutoff:
             # back to the times of that day, which now show what is really open.

@@ -236,6 +236,25 @@ def _move_held(session: Appointment, start: datetime, now: datetime) -> Appointm
     return with_retries(move)
 
 
+def visit_move(
+    *,
+    appointment: Appointment,
+    start: datetime,
+    by: Any = None,
+    online: bool = False,
+    now: datetime | None = None,
+) -> Appointment:
+    """Move a visit to ``start``: a session of a series keeps its protocol's cadence with its
+    neighbours (:func:`series_session_reschedule`), any other visit moves on its own."""
+    if appointment.series_id:
+        return series_session_reschedule(
+            appointment=appointment, start=start, by=by, online=online, now=now
+        )[0]
+    return appointment_reschedule(
+        appointment=appointment, start=start, by=by, online=online, now=now
+    )
+
+
 def series_session_reschedule(
     *,
     appointment: Appointment,

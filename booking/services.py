@@ -273,6 +273,35 @@ def visit_place(appointment: Appointment, *, online: bool, now: datetime) -> Non
     write_allocations([(appointment, placements)])
 
 
+def visit_occupy(
+    appointment_type: AppointmentType,
+    patient: Patient,
+    start: datetime,
+    end: datetime,
+    *,
+    source: str,
+    online: bool,
+    now: datetime,
+    status: str = AppointmentStatus.BOOKED,
+) -> Appointment:
+    """Write an appointment holding the lanes the engine finds for ``start`` (``SlotTaken`` if
+    none). Inside ``with_retries``, after the patient's lock; announcing it is the caller's."""
+    # Checked before the appointment row is written, so a refusal writes nothing.
+    placements = visit_placements(appointment_type, start, online=online, now=now)
+    appointment = Appointment.objects.create(
+        # The instances, not their ids: the signal's receivers read them, from the cache.
+        location=appointment_type.location,
+        appointment_type=appointment_type,
+        patient=patient,
+        start=start,
+        end=end,
+        status=status,
+        source=source,
+    )
+    write_allocations([(appointment, placements)])
+    return appointment
+
+
 def appointment_book(
     *,
     appointment_type: AppointmentType,
@@ -300,18 +329,9 @@ def appointment_book(
             # Under the patient's row lock, so two bookings cannot both take the last session
             # a plan authorises; before the row exists, so it does not count against itself.
             plan_in_force(patient=patient, appointment_type=appointment_type, now=now, start=start)
-        # Checked before the appointment row is written, so a refusal writes nothing.
-        placements = visit_placements(appointment_type, start, online=online, now=now)
-        appointment = Appointment.objects.create(
-            # The instances, not their ids: the signal's receivers read them, from the cache.
-            location=appointment_type.location,
-            appointment_type=appointment_type,
-            patient=patient,
-            start=start,
-            end=end,
-            source=source,
+        appointment = visit_occupy(
+            appointment_type, patient, start, end, source=source, online=online, now=now
         )
-        write_allocations([(appointment, placements)])
         appointment_changed.send(
             sender=Appointment, appointment=appointment, change="booked", now=now, by=by
         )

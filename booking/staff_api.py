@@ -45,8 +45,8 @@ from booking.api import (
     appointment_type_at,
 )
 from booking.models import Appointment, AppointmentStatus, Patient
-from booking.series_changes import series_session_reschedule
-from booking.services import appointment_book, appointment_cancel, appointment_reschedule
+from booking.series_changes import visit_move
+from booking.services import appointment_book, appointment_cancel
 from booking.staff import (
     BOOK,
     CHANGE,
@@ -394,12 +394,6 @@ class _Change(APIView):
         return Response(appointment_body(appointment))
 
 
-def _reschedule(*, appointment: Appointment, by: Any, start: datetime) -> Any:
-    if appointment.series_id:
-        return series_session_reschedule(appointment=appointment, start=start, by=by)
-    return appointment_reschedule(appointment=appointment, start=start, by=by)
-
-
 def _responses(conflict: str, unprocessable: str | None = None) -> dict[int, Any]:
     answers: dict[int, Any] = {
         200: StaffAppointmentSerializer,
@@ -429,7 +423,7 @@ class AppointmentReschedule(_Change):
 
     permission = CHANGE
     incoming = AppointmentMoveInput
-    service = _reschedule
+    service = visit_move
     change = "rescheduled"
 
 

@@ -46,9 +46,8 @@ from booking.services import (
     check_policy,
     hash_token,
     lock_patient_and_check,
-    visit_placements,
+    visit_occupy,
     with_retries,
-    write_allocations,
 )
 from booking.signals import waitlist_offer_made
 from scheduling.models import AppointmentType, Location
@@ -190,17 +189,16 @@ def _hold(
 
     def hold() -> Appointment:
         lock_patient_and_check(patient, start, end, exclude=None)
-        placements = visit_placements(appointment_type, start, online=False, now=now)
-        appointment = Appointment.objects.create(
-            location=appointment_type.location,
-            appointment_type=appointment_type,
-            patient=patient,
-            start=start,
-            end=end,
-            status=AppointmentStatus.HELD,
+        appointment = visit_occupy(
+            appointment_type,
+            patient,
+            start,
+            end,
             source="waitlist",
+            online=False,
+            now=now,
+            status=AppointmentStatus.HELD,
         )
-        write_allocations([(appointment, placements)])
         AppointmentEvent.objects.create(
             appointment=appointment, at=now, kind="held", detail="kept for a waitlist offer"
         )
