@@ -50,6 +50,7 @@ from booking.services import (
     with_retries,
 )
 from booking.signals import waitlist_offer_made
+from scheduling.clock import quiet_hours_end
 from scheduling.models import AppointmentType, Location
 
 # How long an offered slot is kept for its patient: long enough to see a text and answer during a
@@ -234,7 +235,17 @@ def _close(offer: WaitlistOffer, status: str, *, now: datetime) -> None:
 
 
 def _hold_until(appointment_type: AppointmentType, start: datetime, now: datetime) -> datetime:
-    return min(now + HOLD_LENGTH, start - timedelta(minutes=appointment_type.min_notice_minutes))
+    """When an offer made at ``now`` lapses: ``HOLD_LENGTH`` counted from when the patient may
+    be contacted (an offer made in the clinic's quiet hours is e-mailed at once but not texted,
+    and its clock starts when they end), never past the type's minimum notice before the visit.
+    """
+    location = appointment_type.location
+    reachable = quiet_hours_end(
+        now, location.zone, location.quiet_hours_start, location.quiet_hours_end
+    )
+    return min(
+        reachable + HOLD_LENGTH, start - timedelta(minutes=appointment_type.min_notice_minutes)
+    )
 
 
 def _candidates(appointment_type: AppointmentType, start: datetime) -> list[WaitlistEntry]:

@@ -9,8 +9,10 @@ before they begin, and is never dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from scheduling.clock import in_quiet_hours, wall_clock
 
 # An evening-before reminder reaches the patient at least this long before they must stop eating.
 FASTING_NOTICE = timedelta(hours=2)
@@ -24,13 +26,6 @@ class Timing:
     local_time: time | None
     days_before: int
     follows_fasting: bool = False
-
-
-def wall_clock(zone: ZoneInfo, day: date, moment: time) -> datetime:
-    """The UTC instant of a local wall-clock time. A time skipped by a spring-forward change
-    means the same wall-clock reading just after the gap; a repeated one its first occurrence."""
-    local = datetime.combine(day, moment, tzinfo=zone)
-    return local.astimezone(UTC)
 
 
 def reminder_due(
@@ -53,15 +48,6 @@ def reminder_due(
     return due
 
 
-def in_quiet_hours(moment: datetime, zone: ZoneInfo, quiet_start: time, quiet_end: time) -> bool:
-    local = moment.astimezone(zone).time()
-    if quiet_start == quiet_end:
-        return False
-    if quiet_start < quiet_end:
-        return quiet_start <= local < quiet_end
-    return local >= quiet_start or local < quiet_end  # the usual case: across midnight
-
-
 def before_quiet_hours(
     moment: datetime, zone: ZoneInfo, quiet_start: time, quiet_end: time
 ) -> datetime:
@@ -73,16 +59,3 @@ def before_quiet_hours(
     if quiet_start > quiet_end and local.time() < quiet_end:
         day -= timedelta(days=1)  # after midnight: the quiet hours began the evening before
     return wall_clock(zone, day, quiet_start) - QUIET_MARGIN
-
-
-def quiet_hours_end(
-    moment: datetime, zone: ZoneInfo, quiet_start: time, quiet_end: time
-) -> datetime:
-    """The first instant after ``moment`` outside quiet hours (``moment`` itself if it is)."""
-    if not in_quiet_hours(moment, zone, quiet_start, quiet_end):
-        return moment
-    local = moment.astimezone(zone)
-    day = local.date()
-    if quiet_start > quiet_end and local.time() >= quiet_start:
-        day += timedelta(days=1)  # before midnight: they end the next morning
-    return wall_clock(zone, day, quiet_end)

@@ -40,14 +40,9 @@ from notifications.models import (
     PhoneOptOut,
     ReminderRule,
 )
-from notifications.planning import (
-    Timing,
-    before_quiet_hours,
-    in_quiet_hours,
-    quiet_hours_end,
-    reminder_due,
-)
+from notifications.planning import Timing, before_quiet_hours, reminder_due
 from notifications.sms import PermanentSendError, TransientSendError, get_backend
+from scheduling.clock import in_quiet_hours, quiet_hours_end
 
 logger = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from django.utils import timezone
 
 from booking.models import OfferStatus, WaitlistOffer
 from notifications.models import Channel, PhoneOptOut
-from notifications.planning import in_quiet_hours
 from notifications.services import patient_channels, send_email
 from notifications.sms import SendError, get_backend
+from scheduling.clock import in_quiet_hours
 
 logger = logging.getLogger(__name__)
 

@@ -368,6 +368,32 @@ def test_a_hold_never_runs_past_the_minimum_notice(consultation, make_patient):
     assert offered.expires_at == morning - timedelta(hours=12)
 
 
+def test_a_hold_made_in_quiet_hours_runs_from_when_they_end(consultation, make_patient):
+    late_evening = datetime.fromisoformat("2026-06-01T23:00:00-04:00")  # quiet from 21:00
+    wait_for(consultation, make_patient(), first=date(2026, 6, 1), now=late_evening)
+    with time_machine.travel(late_evening, tick=False):
+        offered = offer_freed_slot(appointment_type=consultation, start=TEN)
+
+    # Not two hours of night: two hours after the quiet hours end at 08:00.
+    assert offered is not None
+    assert offered.expires_at == datetime.fromisoformat("2026-06-02T10:00:00-04:00")
+
+
+def test_a_hold_made_in_quiet_hours_still_closes_at_the_minimum_notice(
+    consultation, make_patient
+):
+    late_evening = datetime.fromisoformat("2026-06-01T22:00:00-04:00")
+    afternoon = datetime.fromisoformat("2026-06-02T16:00:00-04:00")
+    wait_for(consultation, make_patient(), first=date(2026, 6, 1), now=late_evening)
+    # Freed at 22:00, in quiet hours, for a visit the next afternoon with 12 h notice: the clock
+    # would start at 08:00, but the clinic must know by 04:00.
+    with time_machine.travel(late_evening, tick=False):
+        offered = offer_freed_slot(appointment_type=consultation, start=afternoon)
+
+    assert offered is not None
+    assert offered.expires_at == afternoon - timedelta(hours=12)
+
+
 @time_machine.travel(NOW, tick=False)
 def test_a_taken_slot_is_not_offered(consultation, make_patient):
     appointment_book(appointment_type=consultation, patient=make_patient(), start=TEN)

@@ -33,12 +33,10 @@ from notifications.planning import (
     QUIET_MARGIN,
     Timing,
     before_quiet_hours,
-    in_quiet_hours,
-    quiet_hours_end,
     reminder_due,
-    wall_clock,
 )
 from notifications.services import message_deliver_due, message_send
+from scheduling.clock import in_quiet_hours, quiet_hours_end, wall_clock
 from scheduling.models import AppointmentType, ResourceKind
 
 NEW_YORK = ZoneInfo("America/New_York")

@@ -122,10 +122,13 @@ def test_no_text_in_quiet_hours(make_patient, offer_to, texts):
     late_evening = datetime(2026, 6, 2, 3, tzinfo=UTC)  # 23:00 in New York
 
     with time_machine.travel(late_evening, tick=False):
-        offer_to(make_patient(sms_consent=True), now=late_evening)
+        offer, _link = offer_to(make_patient(sms_consent=True), now=late_evening)
 
     assert len(mail.outbox) == 1
     assert texts == []
+    # The e-mail tells the patient until when, and the hold lasts into the morning.
+    assert "10:00" in mail.outbox[0].body
+    assert offer.expires_at == datetime(2026, 6, 2, 14, tzinfo=UTC)
 
 
 def test_an_offer_no_longer_open_is_not_announced(make_patient, offer_to, texts, tokens):
