@@ -144,23 +144,69 @@ def reminder_rows(
     return rows
 
 
+# One statement per write of a visit's rows, on PostgreSQL and SQLite alike: compiling the ORM's
+# bulk upsert cost more than the database's work for it, on every booking.
+_OUTBOX_COLUMNS = (
+    "appointment_id",
+    "kind",
+    "channel",
+    "status",
+    "due_at",
+    "appointment_version",
+    "late_cutoff_minutes",
+    "attempts",
+    "claimed_at",
+    "sent_at",
+    "recipient",
+    "provider_id",
+    "detail",
+    "created_at",
+    "updated_at",
+)
+# A row planned again takes its new plan whole; who it was first written for and when stay.
+_OUTBOX_REPLANNED = tuple(
+    column
+    for column in _OUTBOX_COLUMNS
+    if column not in ("appointment_id", "kind", "channel", "recipient", "created_at")
+)
+_OUTBOX_UPSERT_SQL = (
+    f"INSERT INTO {OutboundMessage._meta.db_table} ({', '.join(_OUTBOX_COLUMNS)}) "  # noqa: S608
+    "VALUES {} ON CONFLICT (appointment_id, kind, channel) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in _OUTBOX_REPLANNED)
+)  # the table's and columns' own names; values are bound parameters
+_OUTBOX_ROW = "(" + ", ".join(["%s"] * len(_OUTBOX_COLUMNS)) + ")"
+
+
 def outbox_upsert(rows: list[OutboundMessage]) -> None:
-    if rows:
-        OutboundMessage.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["appointment", "kind", "channel"],
-            update_fields=[
-                "status",
-                "due_at",
-                "appointment_version",
-                "late_cutoff_minutes",
-                "attempts",
-                "claimed_at",
-                "sent_at",
-                "provider_id",
-                "detail",
-                "updated_at",
+    """Write planned rows: new ones inserted, a row already there for the same (appointment,
+    kind, channel) replaced by its new plan."""
+    if not rows:
+        return
+    adapt = connection.ops.adapt_datetimefield_value
+    written = adapt(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _OUTBOX_UPSERT_SQL.format(", ".join([_OUTBOX_ROW] * len(rows))),
+            [
+                value
+                for row in rows
+                for value in (
+                    row.appointment_id,
+                    row.kind,
+                    row.channel,
+                    row.status,
+                    adapt(row.due_at),
+                    row.appointment_version,
+                    row.late_cutoff_minutes,
+                    row.attempts,
+                    adapt(row.claimed_at),
+                    adapt(row.sent_at),
+                    row.recipient,
+                    row.provider_id,
+                    row.detail,
+                    written,
+                    written,
+                )
             ],
         )
 
