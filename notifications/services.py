@@ -349,7 +349,7 @@ def message_deliver_due(
     messages_recover_stale(now=now)
     with ExitStack() as stack:
         if enqueue is None:
-            enqueue = _publisher(stack)
+            enqueue = batch_publisher(stack)
         total = 0
         while ids := messages_claim(now=now, limit=batch_size):
             try:
@@ -365,7 +365,7 @@ def message_deliver_due(
     return total
 
 
-def _publisher(stack: ExitStack) -> Callable[[list[int]], Any]:
+def batch_publisher(stack: ExitStack) -> Callable[[list[int]], Any]:
     """Publishes batches to ``send_messages`` through one producer, taken from the pool at the
     first batch (a sweep with nothing due never touches the broker) and given back with
     ``stack``."""
