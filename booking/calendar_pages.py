@@ -170,6 +170,7 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
         "dataUrl": reverse("api-calendar"),
         # The staff appointments API: the page adds "<reference>/reschedule/" and the like.
         "appointmentsUrl": reverse("api-appointments"),
+        "patientsUrl": reverse("api-patients"),
         "detailUrl": reverse("staff-appointment", args=["REFERENCE"]),
         "canChange": request.user.has_perm(CHANGE),
         "canBook": request.user.has_perm(BOOK),

@@ -10,7 +10,9 @@ data by staff leaves an :class:`~booking.models.AuditEvent`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
+from datetime import date
+from functools import reduce, wraps
+from operator import or_
 from typing import Any
 
 from django.contrib.auth.models import Group, Permission
@@ -149,6 +151,41 @@ def patients_for(user: Any) -> QuerySet[Patient]:
     here = Appointment.objects.filter(patient=OuterRef("pk"), location_id__in=ids)
     anywhere = Appointment.objects.filter(patient=OuterRef("pk"))
     return Patient.objects.filter(Exists(here) | ~Exists(anywhere))
+
+
+# A search is for finding one patient to book, not for browsing the register.
+PATIENT_SEARCH_LIMIT = 10
+_SEARCH_WORDS = 4
+
+
+def patients_search(user: Any, text: str) -> list[Patient]:
+    """The first few patients ``user`` may see that match every word of ``text``: part of a
+    name or e-mail address, four or more digits of a phone number, a record number, or a date of
+    birth written YYYY-MM-DD."""
+    match = Q()
+    for word in text.split()[:_SEARCH_WORDS]:
+        try:
+            born = date.fromisoformat(word) if len(word) == 10 else None
+        except ValueError:
+            born = None
+        if born is not None:
+            match &= Q(date_of_birth=born)
+        elif word.isdigit():
+            ways = [Q(pk=int(word))] if len(word) <= 9 else []  # past that, no record number
+            if len(word) >= 4:
+                ways.append(Q(phone__contains=word))
+            match &= reduce(or_, ways)
+        else:
+            match &= (
+                Q(first_name__icontains=word)
+                | Q(last_name__icontains=word)
+                | Q(email__icontains=word)
+            )
+    return list(
+        patients_for(user)
+        .filter(match)
+        .order_by("last_name", "first_name", "pk")[:PATIENT_SEARCH_LIMIT]
+    )
 
 
 def plans_for(user: Any) -> QuerySet[TreatmentPlan]:

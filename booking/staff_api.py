@@ -1,6 +1,6 @@
 """Staff API for appointments (DESIGN §4, ``/api/v1/appointments/``): the calendar's list, book,
 move and cancel, and the visit at the desk (checklist, check-in, chair, recovery, escort,
-discharge, no-show).
+discharge, no-show); and ``/api/v1/patients/?q=`` to find the patient to book.
 
 Staff sign in with a session (and send ``X-CSRFToken``) or a token (``Authorization: Token
 <key>``; ``manage.py staff_token <username>`` makes one). A staff member sees only the
@@ -57,6 +57,7 @@ from booking.staff import (
     is_staff_member,
     location_ids,
     patients_for,
+    patients_search,
 )
 from scheduling.models import Location, Resource
 
@@ -116,6 +117,10 @@ class StaffPatientSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     first_name = serializers.CharField()
     last_name = serializers.CharField()
+
+
+class PatientFoundSerializer(StaffPatientSerializer):
+    date_of_birth = serializers.DateField(help_text="To tell namesakes apart.")
 
 
 class SeriesPlaceSerializer(serializers.Serializer[Any]):
@@ -237,6 +242,20 @@ class NewAppointment(StrictSerializer):
             attrs["location"], attrs["appointment_type"]
         )
         return attrs
+
+
+class PatientSearchQuery(StrictSerializer):
+    q = Text(
+        max_length=100,
+        help_text="Words that must all match: part of a name or e-mail address, four or more "
+        "digits of a phone number, a record number, or a date of birth (YYYY-MM-DD). At least "
+        "two characters, unless a record number.",
+    )
+
+    def validate_q(self, value: str) -> str:
+        if len(value) < 2 and not value.isdigit():
+            raise serializers.ValidationError("Type at least two characters.")
+        return value
 
 
 class NoInput(StrictSerializer):
@@ -508,3 +527,32 @@ class AppointmentNoShow(_Change):
 
     service = desk.no_show
     change = "no_show"
+
+
+class PatientSearch(APIView):
+    """Find a patient to book: the first few of yours (see ``patients_for``) matching `q`."""
+
+    permission_classes = [StaffMember]
+
+    @extend_schema(
+        parameters=[PatientSearchQuery],
+        responses={200: PatientFoundSerializer(many=True), 400: _BAD_INPUT, 403: _FORBIDDEN},
+    )
+    def get(self, request: Request) -> Response:
+        _require(request, VIEW)
+        query = PatientSearchQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        text = query.validated_data["q"]
+        patients = patients_search(request.user, text)
+        _audit(request, "view", object_type="patient_search", query=text, count=len(patients))
+        return Response(
+            [
+                {
+                    "id": patient.pk,
+                    "first_name": patient.first_name,
+                    "last_name": patient.last_name,
+                    "date_of_birth": patient.date_of_birth.isoformat(),
+                }
+                for patient in patients
+            ]
+        )

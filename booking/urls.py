@@ -9,6 +9,7 @@ urlpatterns = [
     path("bookings/", api.BookingCreate.as_view(), name="api-bookings"),
     path("calendar/", calendar_pages.CalendarData.as_view(), name="api-calendar"),
     path("appointments/", staff_api.AppointmentList.as_view(), name="api-appointments"),
+    path("patients/", staff_api.PatientSearch.as_view(), name="api-patients"),
     path(
         "appointments/<str:reference>/",
         staff_api.AppointmentDetail.as_view(),

@@ -55,6 +55,7 @@ EXPECTED: dict[str, tuple[int, int, int, int]] = {
     "escort-present":        (403,       200,   200,        403),
     "discharge":             (403,       200,   200,        403),
     "no-show":               (200,       200,   200,        200),
+    "patient search":        (200,       200,   200,        200),
 }  # fmt: skip
 
 
@@ -125,6 +126,11 @@ def _create(location: str) -> Callable[[Client, Appointment, Patient], Any]:
     return call
 
 
+def _search(client: Client, visit: Appointment, patient: Patient) -> Any:
+    query = urlencode({"q": f"{patient.first_name} {patient.date_of_birth}"})
+    return client.get(f"/api/v1/patients/?{query}")
+
+
 def _step(step: str, body: dict[str, Any] | None = None) -> Callable[..., Any]:
     def call(client: Client, visit: Appointment, patient: Patient) -> Any:
         return _post(client, _url(visit, step), body)
@@ -147,8 +153,9 @@ ACTIONS: dict[str, Action] = {
     "escort-present": Action(_checked_in, _step("escort-present")),
     "discharge": Action(_ready_to_go, _step("discharge")),
     "no-show": Action(_nothing, _step("no-show"), late=True),
+    "patient search": Action(_nothing, _search),
 }
-OBJECT_ACTIONS = [name for name in ACTIONS if name not in ("list", "create")]
+OBJECT_ACTIONS = [name for name in ACTIONS if name not in ("list", "create", "patient search")]
 
 
 def test_the_table_covers_every_action():
@@ -234,6 +241,10 @@ def test_another_locations_visits_are_404_for_every_action(
         assert response.json()["error"]["code"] == "not_found"
     # Booking there is not found either, for a role that may book at all.
     assert booking.status_code == (404 if EXPECTED["create"][ROLES.index(role)] == 201 else 403)
+    # Nor is the patient, whose only visit is there.
+    found = _search(client, theirs, theirs.patient)
+    assert found.status_code == 200
+    assert found.json() == []
     assert _state(theirs) == before
     assert Appointment.objects.count() == 1
 

@@ -149,3 +149,50 @@ def test_clicking_a_visit_opens_it_with_a_link_to_its_page(new_page, live_server
         "href", f"/staff/appointments/{ada.reference}/"
     )
     assert errors == []
+
+
+def test_the_desk_books_a_free_time_for_a_patient_found_by_name(
+    new_page, snapshot, live_server, chair_week, make_patient
+):
+    location, _, grace = chair_week
+    lin = make_patient(first_name="Lin", last_name="Okafor")
+    make_patient(first_name="Lindsay", last_name="Okafor")
+    page = new_page()
+    page.set_viewport_size(DESKTOP)
+    errors = sign_in_to_the_calendar(page, live_server, location)
+
+    # Select 16:00-16:30 in the chair's Wednesday column, three hours below Grace's 13:00.
+    grace_event = event(page, "Grace")
+    per_minute = (top(grace_event) - top(event(page, "Ada"))) / 180
+    box = grace_event.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, top(grace_event) + 180 * per_minute + 4
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x, y + 25 * per_minute, steps=6)
+    page.mouse.up()
+
+    panel = page.get_by_role("region", name="New visit")
+    expect(panel).to_be_visible()
+    expect(panel).to_contain_text("4:00")
+    # Booking with nobody chosen is refused on the page, before any request.
+    panel.get_by_role("button", name="Book").click()
+    expect(page.get_by_role("alert")).to_contain_text("choose them from the list")
+
+    panel.get_by_label("Patient").fill("okafor")
+    choices = panel.get_by_role("group", name="Choose the patient")
+    expect(choices.get_by_role("radio")).to_have_count(2)
+    panel.get_by_label("Patient").fill("lin okafor 19")  # not a date: matches nothing
+    expect(panel.get_by_role("status")).to_contain_text("No patient of yours matches")
+    panel.get_by_label("Patient").fill("okafor lin")
+    expect(choices.get_by_role("radio")).to_have_count(2)  # Lin and Lindsay
+    choices.get_by_role("radio", name=re.compile(rf"Okafor, Lin · .* #{lin.pk}$")).check()
+    snapshot(page, "new-visit")
+    panel.get_by_role("button", name="Book").click()
+
+    expect(page.get_by_role("status").first).to_contain_text("Booked")
+    expect(event(page, "Lin")).to_have_count(1)
+    booked = Appointment.objects.get(patient=lin)
+    assert booked.start == at(16)
+    assert booked.appointment_type_id == grace.appointment_type_id
+    assert errors == []

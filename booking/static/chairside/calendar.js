@@ -268,6 +268,71 @@
     });
   }
 
+  // --- Finding the patient ------------------------------------------------------------------
+
+  var patientSearch = document.getElementById("new-visit-search");
+  var patientChoices = document.getElementById("new-visit-patients");
+  var patientList = document.getElementById("new-visit-patient-list");
+  var searchStatus = document.getElementById("new-visit-search-status");
+  var searchTimer = null;
+  var searchSerial = 0;
+
+  function clearPatients() {
+    patientList.textContent = "";
+    patientChoices.hidden = true;
+    searchStatus.textContent = "";
+  }
+
+  function showPatients(patients) {
+    clearPatients();
+    if (!patients.length) {
+      searchStatus.textContent = "No patient of yours matches.";
+      return;
+    }
+    patients.forEach(function (patient) {
+      var label = document.createElement("label");
+      var input = document.createElement("input");
+      input.type = "radio";
+      input.name = "new-visit-patient";
+      input.value = String(patient.id);
+      input.checked = patients.length === 1;
+      label.appendChild(input);
+      label.appendChild(document.createTextNode(" " + patient.last_name + ", " +
+        patient.first_name + " · born " + patient.date_of_birth + " · #" + patient.id));
+      patientList.appendChild(label);
+    });
+    patientChoices.hidden = false;
+  }
+
+  function findPatients() {
+    var text = patientSearch.value.trim();
+    var serial = ++searchSerial;
+    if (text.length < 2 && !/^\d+$/.test(text)) {
+      clearPatients();
+      return;
+    }
+    send("GET", config.patientsUrl + "?q=" + encodeURIComponent(text)).then(function (answer) {
+      if (serial !== searchSerial) return; // a newer search is on its way
+      if (!answer.ok) {
+        clearPatients();
+        searchStatus.textContent = errorMessage(answer.body, answer.status);
+        return;
+      }
+      showPatients(answer.body);
+    });
+  }
+
+  patientSearch.addEventListener("input", function () {
+    clearAlert();
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(findPatients, 250);
+  });
+
+  function chosenPatient() {
+    var checked = patientList.querySelector("input[name=new-visit-patient]:checked");
+    return checked ? parseInt(checked.value, 10) : null;
+  }
+
   function picked(info) {
     if (!config.canBook) {
       calendar.unselect();
@@ -380,10 +445,16 @@
       showAlert("That time does not exist on this day: the clocks change then.");
       return;
     }
+    var patient = chosenPatient();
+    if (patient === null) {
+      showAlert("Find the patient and choose them from the list.");
+      patientSearch.focus();
+      return;
+    }
     var body = {
       location: config.location,
       appointment_type: document.getElementById("new-visit-type").value,
-      patient: parseInt(document.getElementById("new-visit-patient").value, 10),
+      patient: patient,
       start: start,
     };
     send("POST", config.appointmentsUrl, body).then(function (answer) {
@@ -393,6 +464,8 @@
       }
       closePanels();
       calendar.unselect();
+      patientSearch.value = "";
+      clearPatients();
       announce("Booked " + (answer.body && answer.body.reference ? answer.body.reference : "the visit") +
         " for " + describe(when) + ".");
       load();
