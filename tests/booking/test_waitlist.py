@@ -379,9 +379,7 @@ def test_a_hold_made_in_quiet_hours_runs_from_when_they_end(consultation, make_p
     assert offered.expires_at == datetime.fromisoformat("2026-06-02T10:00:00-04:00")
 
 
-def test_a_hold_made_in_quiet_hours_still_closes_at_the_minimum_notice(
-    consultation, make_patient
-):
+def test_a_hold_made_in_quiet_hours_still_closes_at_the_minimum_notice(consultation, make_patient):
     late_evening = datetime.fromisoformat("2026-06-01T22:00:00-04:00")
     afternoon = datetime.fromisoformat("2026-06-02T16:00:00-04:00")
     wait_for(consultation, make_patient(), first=date(2026, 6, 1), now=late_evening)
