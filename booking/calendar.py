@@ -95,13 +95,14 @@ def zone_offsets(zone: ZoneInfo, lo: int, hi: int) -> list[tuple[int, int]]:
 
 
 class _WallClock:
-    """UTC minutes → the clinic's wall-clock ISO text (thousands per read, few distinct)."""
+    """UTC minutes → the clinic's wall-clock ISO text, as a visit's JSON fields (thousands per
+    read, few distinct)."""
 
     def __init__(self, offsets: list[tuple[int, int]]) -> None:
         # The first offset also covers anything before the window (a visit running into it).
         self._starts = [-(1 << 62)] + [start for start, _ in offsets[1:]]
         self._offsets = [offset for _, offset in offsets]
-        self._spans: dict[tuple[int, int], tuple[str, str]] = {}
+        self.spans: dict[tuple[int, int], str] = {}  # (start, end) → span(start, end)
 
     def _local(self, minute: int) -> int:
         return minute + self._offsets[bisect_right(self._starts, minute) - 1]
@@ -111,18 +112,17 @@ class _WallClock:
         day, minute_of_day = divmod(local, _MINUTES_PER_DAY)
         return (_EPOCH + timedelta(days=day)).isoformat() + _CLOCK[minute_of_day]
 
-    def span(self, start: int, end: int) -> tuple[str, str]:
-        """The wall-clock texts of a visit's start and end (UTC minutes)."""
-        key = (start, end)
-        texts = self._spans.get(key)
-        if texts is None:
-            local_start, local_end = self._local(start), self._local(end)
-            if local_end <= local_start:
-                # Ends inside the hour repeated when clocks go back (01:30 EDT + 30 min is
-                # 01:00 EST): drawn for its real length rather than as a negative span.
-                local_end = local_start + (end - start)
-            texts = self._spans[key] = (self._text(local_start), self._text(local_end))
-        return texts
+    def span(self, start: int, end: int) -> str:
+        """The ``"start"`` and ``"end"`` JSON fields of a visit from its UTC minutes, kept in
+        ``spans`` for the visits with the same times."""
+        local_start, local_end = self._local(start), self._local(end)
+        if local_end <= local_start:
+            # Ends inside the hour repeated when clocks go back (01:30 EDT + 30 min is
+            # 01:00 EST): drawn for its real length rather than as a negative span.
+            local_end = local_start + (end - start)
+        fields = f'"start":"{self._text(local_start)}","end":"{self._text(local_end)}"'
+        self.spans[start, end] = fields
+        return fields
 
 
 @dataclass(frozen=True)
@@ -181,22 +181,28 @@ def _window(*, location: Location, first_day: date, last_day: date, by: str) -> 
 
 
 def _visits_sql(window: _Window) -> tuple[str, list[Any]]:
-    """Every visit of the window not cancelled, with its patient's name, in start order."""
+    """Every visit of the window not cancelled, with the name it shows under: ``(start, id, end,
+    reference, type, status, series, index, tentative, name)``, times in UTC minutes.
+
+    In no order: the rows sort as they are into (start, id) order (ids are unique), in less time
+    than the database takes to sort them."""
     cancelled = AppointmentStatus.CANCELLED
     # Only constants, conversion expressions and placeholders are formatted in.
     sql = f"""
-        SELECT v."id", v."reference", v."appointment_type_id", v."status", v."series_id",
-               v."series_index", v."tentative", {epoch_minutes_sql('v."start"')},
-               {epoch_minutes_sql('v."end"')}, p."first_name", p."last_name"
+        SELECT {epoch_minutes_sql('v."start"')}, v."id", {epoch_minutes_sql('v."end"')},
+               v."reference", v."appointment_type_id", v."status", v."series_id",
+               v."series_index", v."tentative",
+               CASE WHEN v."status" = '{_HELD}' THEN %s
+                    ELSE p."first_name" || ' ' || p."last_name" END
         FROM "booking_appointment" v JOIN "booking_patient" p ON p."id" = v."patient_id"
         WHERE v."location_id" = %s AND v."start" >= %s AND v."start" < %s AND v."end" > %s
           AND v."status" <> '{cancelled}'
-        ORDER BY v."start", v."id"
     """  # noqa: S608
     adapt = connection.ops.adapt_datetimefield_value
     window_start = from_minutes(window.lo)
     earliest = window_start - timedelta(minutes=_LONGEST_VISIT_MINUTES)
     return sql, [
+        HELD_TITLE,
         window.location.pk,
         adapt(earliest),
         adapt(from_minutes(window.hi)),
@@ -205,11 +211,11 @@ def _visits_sql(window: _Window) -> tuple[str, list[Any]]:
 
 
 def _lanes_sql(window: _Window) -> tuple[str, list[Any]]:
-    """(appointment, column) for every active lane of a column in the window, from the partial
-    (resource, start) index of active allocations."""
+    """(appointment, column as text) for every active lane of a column in the window, from the
+    partial (resource, start) index of active allocations."""
     in_resources, ids = in_ids_sql('al."resource_id"', [r["id"] for r in window.resources])
     sql = f"""
-        SELECT al."appointment_id", al."resource_id" FROM "booking_allocation" al
+        SELECT al."appointment_id", CAST(al."resource_id" AS TEXT) FROM "booking_allocation" al
         WHERE al."active" AND {in_resources} AND al."start" >= %s AND al."start" < %s
           AND al."end" > %s
     """  # noqa: S608
@@ -220,12 +226,12 @@ def _lanes_sql(window: _Window) -> tuple[str, list[Any]]:
 
 
 def _released_lanes_sql(window: _Window, appointment_ids: list[int]) -> tuple[str, list[Any]]:
-    """(appointment, column) of the lanes a visit last held over its own time, for visits
-    released from all their lanes (a no-show, a session on hold)."""
+    """(appointment, column as text) of the lanes a visit last held over its own time, for
+    visits released from all their lanes (a no-show, a session on hold)."""
     in_resources, ids = in_ids_sql('al."resource_id"', [r["id"] for r in window.resources])
     in_visits, visit_ids = in_ids_sql('v."id"', appointment_ids)
     sql = f"""
-        SELECT al."appointment_id", al."resource_id"
+        SELECT al."appointment_id", CAST(al."resource_id" AS TEXT)
         FROM "booking_appointment" v JOIN "booking_allocation" al ON al."appointment_id" = v."id"
         WHERE {in_visits} AND NOT al."active" AND {in_resources}
           AND al."start" < v."end" AND al."end" > v."start"
@@ -256,9 +262,9 @@ def calendar_json(*, location: Location, first_day: date, last_day: date, by: st
     holds; a slot held for a waitlist offer shows as such. At most six queries, whatever the
     number of visits: the columns, the types, the visits with their patients, the lanes on the
     columns, and (only when there are some) the lanes of released visits and the length of the
-    series in view. Visits and lanes are read apart and joined here: one index range scan
-    each, no aggregation in the database. The events are written as JSON text straight from
-    the rows (bench/calendar.py).
+    series in view. Visits and lanes are read apart and joined (and the visits sorted) here:
+    one index range scan each, no aggregation or sort in the database. The events are written
+    as JSON text straight from the rows (bench/calendar.py).
     """
     window = _window(location=location, first_day=first_day, last_day=last_day, by=by)
     events = "[]"
@@ -269,27 +275,33 @@ def calendar_json(*, location: Location, first_day: date, last_day: date, by: st
             cursor.execute(*_lanes_sql(window))
             lanes = _columns_by_visit(cursor.fetchall())
             released = [
-                row[0] for row in visits if row[3] in _RELEASED_STATUSES and row[0] not in lanes
+                row[1] for row in visits if row[5] in _RELEASED_STATUSES and row[1] not in lanes
             ]
             if released:
                 cursor.execute(*_released_lanes_sql(window, released))
                 lanes.update(_columns_by_visit(cursor.fetchall()))
-            series_ids = sorted({row[4] for row in visits if row[4] is not None})
+            series_ids = sorted({row[6] for row in visits if row[6] is not None})
             lengths: dict[int, int] = {}
             if series_ids:
                 cursor.execute(*_series_lengths_sql(series_ids))
                 lengths = dict(cursor.fetchall())
+        visits.sort()
         events = _events_json(visits, lanes, lengths, window.types, _WallClock(window.offsets))
     header = json.dumps(window.header(), separators=(",", ":"))
     return f'{header[:-1]},"events":{events}}}'
 
 
-def _columns_by_visit(rows: list[tuple[int, int]]) -> dict[int, str]:
+def _columns_by_visit(rows: list[tuple[int, str]]) -> dict[int, str]:
     """``{appointment: "3,7"}``: the columns each visit holds, once each, in the order read."""
-    held: dict[int, dict[int, None]] = {}
+    held: dict[int, str] = {}
+    get = held.get
     for appointment_id, resource_id in rows:
-        held.setdefault(appointment_id, {})[resource_id] = None
-    return {appointment_id: ",".join(map(str, ids)) for appointment_id, ids in held.items()}
+        columns = get(appointment_id)
+        if columns is None:
+            held[appointment_id] = resource_id
+        elif resource_id not in columns.split(","):
+            held[appointment_id] = f"{columns},{resource_id}"
+    return held
 
 
 def calendar_load(
@@ -320,37 +332,35 @@ def _events_json(
         tid: (f',"type":{_quote(t["slug"])},"color":{_quote(t["color"])}', f" · {t['name']}")
         for tid, t in types.items()
     }
+    spans = wall.spans
     parts: list[str] = []
     append = parts.append
     for (
+        start,
         appointment_id,
+        end,
         reference,
         type_id,
         status,
         series_id,
         index,
         tentative,
-        start,
-        end,
-        first_name,
-        last_name,
+        name,
     ) in visits:
         # resources is "3,7": the columns the visit holds; a visit on none of them is not shown.
         resources = lanes.get(appointment_id)
         if resources is None:
             continue
-        sessions = lengths.get(series_id) if series_id is not None else None
         type_fields, type_title = per_type[type_id]
-        local_start, local_end = wall.span(start, end)
-        name = HELD_TITLE if status == _HELD else f"{first_name} {last_name}"
-        if index and sessions:
+        times = spans.get((start, end)) or wall.span(start, end)
+        sessions = lengths.get(series_id) if index else None
+        if sessions:
             label = f"Session {index} of {sessions}"
             title, series = f"{name}{type_title} · {label}", f'"{label}"'
         else:
             title, series = name + type_title, "null"
         append(
-            f'{{"id":{_quote(reference)},"resourceIds":[{resources}],'
-            f'"start":"{local_start}","end":"{local_end}",'
+            f'{{"id":{_quote(reference)},"resourceIds":[{resources}],{times},'
             f'"title":{_quote(title)},"status":{_quote(status)}{type_fields},'
             f'"series":{series},"tentative":{"true" if tentative else "false"}}}'
         )

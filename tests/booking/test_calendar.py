@@ -252,6 +252,39 @@ def test_a_moved_no_show_is_shown_on_its_last_lanes_only(clinic, infusion, make_
 
 
 @time_machine.travel(NOW, tick=False)
+def test_a_visit_holding_two_lanes_of_one_column_is_on_it_once(clinic, infusion, make_patient):
+    nurse, dr_one = resource(clinic, "Nurse"), resource(clinic, "Dr. One")
+    booked = visit(infusion, make_patient(), local(MONDAY, 9), [nurse, dr_one])
+    Allocation.objects.create(
+        appointment=booked, resource=nurse, lane=1, start=booked.start, end=booked.end
+    )
+
+    resource_ids = by_id(week(clinic))[booked.reference]["resourceIds"]
+
+    assert sorted(resource_ids) == sorted([nurse.pk, dr_one.pk])
+
+
+@time_machine.travel(NOW, tick=False)
+def test_events_come_in_start_order_and_visits_starting_together_in_booking_order(
+    clinic, infusion, make_patient
+):
+    chair_1, chair_2 = resource(clinic, "Chair 1"), resource(clinic, "Chair 2")
+    wednesday = visit(infusion, make_patient(), local(date(2026, 10, 28), 9), [chair_1])
+    first = visit(infusion, make_patient(), local(MONDAY, 9), [chair_1])
+    second = visit(infusion, make_patient(), local(MONDAY, 9), [chair_2])
+    early = visit(infusion, make_patient(), local(MONDAY, 6), [chair_2])
+
+    events = week(clinic, by="chair")["events"]
+
+    assert [e["id"] for e in events] == [
+        early.reference,
+        first.reference,
+        second.reference,
+        wednesday.reference,
+    ]
+
+
+@time_machine.travel(NOW, tick=False)
 def test_across_the_fall_back_week_times_are_the_clinics_wall_clock(clinic, infusion, make_patient):
     nurse = resource(clinic, "Nurse")
     saturday = visit(infusion, make_patient(), local(date(2026, 10, 31), 9), [nurse])
