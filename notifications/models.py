@@ -133,6 +133,18 @@ class OutboundMessage(models.Model):
                 name="outbound_sending_claimed",
                 condition=Q(status="sending"),
             ),
+            # The daily cap's count of texts sent to one number, at every text sent.
+            models.Index(
+                fields=["recipient", "sent_at"],
+                name="outbound_sms_sent_to",
+                condition=Q(channel="sms", status="sent"),
+            ),
+            # The front desk's list of failures (few rows, however large the outbox).
+            models.Index(
+                fields=["updated_at"],
+                name="outbound_failed",
+                condition=Q(status="failed"),
+            ),
         ]
 
     def __str__(self) -> str:
