@@ -6,10 +6,10 @@ matches no patient belongs to no location: every staff member sees those, to ans
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
-from django.core.paginator import Paginator
-from django.db.models import Prefetch, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -28,6 +28,48 @@ from notifications.models import (
 
 # A visit this close without a confirmed escort goes on the front desk's list.
 ESCORT_DEADLINE = timedelta(hours=24)
+LOG_PAGE_SIZE = 50
+
+
+@dataclass
+class LogPage:
+    """One page of the log, newest first, and the ids the links to its neighbours start from.
+
+    Pages are found from an id, never counted or skipped to: on an outbox of millions of rows
+    a page is an index scan of the primary key that stops after a page of rows."""
+
+    messages: list[OutboundMessage]
+    newer: int | None  # link to the newer page: rows with an id above this one
+    older: int | None  # link to the older page: rows with an id below this one
+    older_than: int | None
+    newer_than: int | None
+
+
+def _id_param(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) <= 18 else None
+
+
+def _log_page(
+    messages: QuerySet[OutboundMessage], *, before: str | None, after: str | None
+) -> LogPage:
+    older_than, newer_than = _id_param(before), _id_param(after)
+    if newer_than is not None:
+        rows = list(messages.filter(id__gt=newer_than).order_by("id")[: LOG_PAGE_SIZE + 1])
+        more_newer, rows = len(rows) > LOG_PAGE_SIZE, rows[:LOG_PAGE_SIZE][::-1]
+        more_older = True
+    else:
+        if older_than is not None:
+            messages = messages.filter(id__lt=older_than)
+        rows = list(messages.order_by("-id")[: LOG_PAGE_SIZE + 1])
+        more_older, rows = len(rows) > LOG_PAGE_SIZE, rows[:LOG_PAGE_SIZE]
+        more_newer = older_than is not None
+    return LogPage(
+        messages=rows,
+        newer=rows[0].pk if rows and more_newer else None,
+        older=rows[-1].pk if rows and more_older else None,
+        older_than=older_than,
+        newer_than=newer_than,
+    )
 
 
 @require_GET
@@ -37,17 +79,13 @@ def message_log(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     here = location_ids(request.user)
     outbox = OutboundMessage.objects.filter(appointment__location_id__in=here)
-    messages = (
-        outbox.select_related(
-            "appointment__patient", "appointment__location", "appointment__appointment_type"
-        )
-        .prefetch_related(Prefetch("tries", queryset=DeliveryAttempt.objects.order_by("at")))
-        .order_by("-due_at", "-id")
-    )
+    messages = outbox.select_related(
+        "appointment__patient", "appointment__location", "appointment__appointment_type"
+    ).prefetch_related(Prefetch("tries", queryset=DeliveryAttempt.objects.order_by("at")))
     status = request.GET.get("status", "")
     if status in MessageStatus.values:
         messages = messages.filter(status=status)
-    page = Paginator(messages, 50).get_page(request.GET.get("page"))
+    page = _log_page(messages, before=request.GET.get("before"), after=request.GET.get("after"))
     escorts_missing = (
         Appointment.objects.active()
         .filter(
@@ -70,12 +108,20 @@ def message_log(request: HttpRequest) -> HttpResponse:
         .order_by("-updated_at")[:50],
         "inbound": InboundMessage.objects.filter(status=InboundStatus.NEEDS_ATTENTION)
         .filter(
+            # A probe per text of the patient's visits here, not a pass over all of them.
             Q(patient__isnull=True)
-            | Q(patient__in=appointments_for(request.user).values("patient_id"))
+            | Exists(appointments_for(request.user).filter(patient_id=OuterRef("patient_id")))
         )
         .select_related("patient")
         .order_by("-received_at")[:50],
         "escorts_missing": escorts_missing,
     }
-    audit(request, AuditAction.VIEW, object_type="message_log", status=status, page=page.number)
+    audit(
+        request,
+        AuditAction.VIEW,
+        object_type="message_log",
+        status=status,
+        before=page.older_than,
+        after=page.newer_than,
+    )
     return render(request, "notifications/staff/messages.html", context)

@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from booking.models import Appointment, AuditEvent, Patient
 from booking.services import appointment_book, appointment_cancel, appointment_escort_update
 from booking.staff import Role
-from notifications import sms
+from notifications import sms, views
 from notifications.models import (
     Channel,
     MessageKind,
@@ -105,7 +105,7 @@ def section(page: str, anchor: str) -> str:
 
 def log_rows(page: str) -> list[str]:
     body = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
-    return re.findall(r"<tr>(.*?)</tr>", body, re.DOTALL)
+    return re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.DOTALL)
 
 
 # --- Who may see it ------------------------------------------------------------------------
@@ -284,8 +284,51 @@ def test_its_queries_do_not_grow_with_the_number_of_messages(
     assert OutboundMessage.objects.count() > 40
 
     assert page_queries() == few
-    # Session and user (2), staff check, permissions and location ids (4), the page's lists (6:
-    # count, page, attempts, failed, texts, escorts), the audit row (1), and three to renew the
-    # session (idle logout counts from the last request).
-    with django_assert_max_num_queries(16):
+    # Session and user (2), staff check, permissions and location ids (4), the page's lists (5:
+    # page, attempts, failed, texts, escorts), the audit row (1), and three to renew the session
+    # (idle logout counts from the last request).
+    with django_assert_max_num_queries(15):
         desk.get(URL)
+
+
+def test_the_log_pages_from_the_newest_to_the_oldest_and_back(
+    monkeypatch, desk: Client, infusion, book
+) -> None:
+    monkeypatch.setattr(views, "LOG_PAGE_SIZE", 4)
+    for n, days in enumerate((1, 2, 3)):
+        book(infusion, at(days, 10), f"Pat Paged{n}")
+    ids = list(OutboundMessage.objects.order_by("-id").values_list("id", flat=True))
+    assert len(ids) > 8
+
+    def shown(page: str) -> list[int]:
+        return [int(i) for i in re.findall(r'data-message="(\d+)"', page)]
+
+    def link(page: str, name: str) -> str | None:
+        found = re.search(rf'href="\?status=&amp;(\w+=\d+)">{name}<', page)
+        return found.group(1) if found else None
+
+    pages, page = [], desk.get(URL).content.decode()
+    assert link(page, "Newer") is None
+    while True:
+        pages.append(shown(page))
+        older = link(page, "Older")
+        if older is None:
+            break
+        page = desk.get(f"{URL}?{older}").content.decode()
+    # Every message once, newest first, four to a page.
+    assert [i for p in pages for i in p] == ids
+    assert all(len(p) == 4 for p in pages[:-1])
+    # And back: the newer link from the last page shows the page before it.
+    newer = link(page, "Newer")
+    assert newer is not None
+    assert shown(desk.get(f"{URL}?{newer}").content.decode()) == pages[-2]
+
+
+@pytest.mark.parametrize("query", ["before=abc", "after=-1", "before=" + "9" * 40, "page=2"])
+def test_a_page_link_that_makes_no_sense_shows_the_newest(desk: Client, infusion, book, query):
+    book(infusion, at(1, 10), "Pat Odd")
+
+    response = desk.get(f"{URL}?{query}")
+
+    assert response.status_code == 200
+    assert len(log_rows(response.content.decode())) == OutboundMessage.objects.count()
