@@ -639,6 +639,10 @@ class WaitlistOffer(models.Model):
     )
     created_at = models.DateTimeField()
     answered_at = models.DateTimeField(null=True, blank=True)
+    # When the offer went out on each channel (null: not on that one), for the front desk and
+    # for the daily cap on texts to one number.
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    texted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]

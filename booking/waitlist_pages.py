@@ -198,7 +198,7 @@ def _staff_page(
         open_offers = {
             o.entry_id: o
             for o in WaitlistOffer.objects.filter(entry__in=entries, status=OfferStatus.OPEN).only(
-                "entry_id", "start", "expires_at"
+                "entry_id", "start", "expires_at", "emailed_at", "texted_at"
             )
         }
         context.update(

@@ -27,7 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from booking.ics import appointment_ics
-from booking.models import Appointment, AppointmentStatus, Patient
+from booking.models import Appointment, AppointmentStatus, Patient, WaitlistOffer
 from booking.preparation import appointment_preparation
 from booking.services import patient_link_issue
 from notifications.models import (
@@ -433,15 +433,20 @@ def _refusal(
             return MessageStatus.SKIPPED, "no consent to text messages"
         if PhoneOptOut.objects.filter(phone=patient.phone).exists():
             return MessageStatus.SKIPPED, "the number replied STOP"
-        sent_today = OutboundMessage.objects.filter(
-            channel=Channel.SMS,
-            status=MessageStatus.SENT,
-            recipient=patient.phone,
-            sent_at__gt=now - timedelta(hours=24),
-        ).count()
-        if sent_today >= settings.SMS_DAILY_CAP_PER_PHONE:
+        if daily_texts_reached(patient.phone, now=now):
             return MessageStatus.SKIPPED, "daily text limit for this number reached"
     return None
+
+
+def daily_texts_reached(phone: str, *, now: datetime) -> bool:
+    """Whether ``phone`` has had its ``SMS_DAILY_CAP_PER_PHONE`` texts in the last 24 hours:
+    messages of the outbox and waitlist offers alike."""
+    since = now - timedelta(hours=24)
+    sent = OutboundMessage.objects.filter(
+        channel=Channel.SMS, status=MessageStatus.SENT, recipient=phone, sent_at__gt=since
+    ).count()
+    offers = WaitlistOffer.objects.filter(entry__patient__phone=phone, texted_at__gt=since)
+    return sent + offers.count() >= settings.SMS_DAILY_CAP_PER_PHONE
 
 
 def message_send(*, message_id: int, now: datetime | None = None) -> str:

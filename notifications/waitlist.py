@@ -6,8 +6,10 @@ offer commits rather than queued (a task's arguments would put the token in the 
 that fails is logged; the offer then simply expires and passes to the next in line.
 
 An e-mail always (the patient asked to be told), a text message with consent, outside quiet
-hours and unless the number replied STOP. Like every message, they name only the visit's public
-name, its local time with the zone abbreviation, the hold's expiry and the link.
+hours, unless the number replied STOP or has had its texts for the day (an offer's text counts
+towards that cap like any other); the offer records when it went out on each. Like every
+message, they name only the visit's public name, its local time with the zone abbreviation, the
+hold's expiry and the link.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from django.utils import timezone
 
 from booking.models import OfferStatus, WaitlistOffer
 from notifications.models import Channel, PhoneOptOut
-from notifications.services import patient_channels, send_email
+from notifications.services import daily_texts_reached, patient_channels, send_email
 from notifications.sms import SendError, get_backend
 from scheduling.clock import in_quiet_hours
 
@@ -61,6 +63,7 @@ def _may_text(offer: WaitlistOffer, now: datetime) -> bool:
         and not in_quiet_hours(
             now, location.zone, location.quiet_hours_start, location.quiet_hours_end
         )
+        and not daily_texts_reached(patient.phone, now=now)
     )
 
 
@@ -93,6 +96,10 @@ def offer_messages_send(*, offer_id: int, token: str, now: datetime | None = Non
             sent.append(Channel.SMS)
         except SendError:
             logger.exception("waitlist offer %s: text not sent", offer_id)
+    WaitlistOffer.objects.filter(pk=offer_id).update(
+        emailed_at=now if Channel.EMAIL in sent else None,
+        texted_at=now if Channel.SMS in sent else None,
+    )
     return sent
 
 

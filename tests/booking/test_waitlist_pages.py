@@ -338,3 +338,14 @@ def test_another_location_s_entry_cannot_be_removed(consultation, elsewhere):
     assert answer.status_code == 404
     entry.refresh_from_db()
     assert entry.status == WaitlistStatus.WAITING
+
+
+def test_the_desk_sees_how_an_offer_went_out(consultation, offered):
+    offer, _link = offered
+    WaitlistOffer.objects.filter(pk=offer.pk).update(emailed_at=NOW)  # quiet hours: no text
+    desk = staff_user(Role.FRONT_DESK, consultation.location)
+
+    page = client_for(desk).get(URL).content.decode()
+
+    assert "Offered" in page
+    assert "e-mailed, not texted" in page

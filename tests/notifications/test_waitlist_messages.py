@@ -14,8 +14,10 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
 from booking.models import Patient, WaitlistEntry, WaitlistOffer
+from booking.services import appointment_book
 from booking.waitlist import offer_freed_slot
-from notifications.models import PhoneOptOut
+from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage, PhoneOptOut
+from notifications.services import message_deliver_due, message_send
 from notifications.waitlist import offer_context, offer_link, offer_messages_send
 from scheduling.defaults import appointment_types_install_defaults
 from scheduling.models import AppointmentType, Location
@@ -99,13 +101,68 @@ def test_the_offer_goes_by_e_mail_and_text_with_the_time_the_expiry_and_the_link
     assert clock(offer.expires_at, "America/New_York") in text.body
     assert link in text.body
     assert len(text.body) <= 320  # two segments at most
+    offer.refresh_from_db()
+    assert (offer.emailed_at, offer.texted_at) == (NOW, NOW)
 
 
 def test_without_sms_consent_only_the_e_mail_goes(make_patient, offer_to, texts):
-    offer_to(make_patient(sms_consent=False))
+    offer, _link = offer_to(make_patient(sms_consent=False))
 
     assert len(mail.outbox) == 1
     assert texts == []
+    offer.refresh_from_db()
+    assert (offer.emailed_at, offer.texted_at) == (NOW, None)
+
+
+def _sweep(now: datetime) -> None:
+    def send(ids: list[int]) -> None:
+        for message_id in ids:
+            message_send(message_id=message_id, now=now)
+
+    message_deliver_due(now=now, enqueue=send)
+
+
+def test_a_number_at_its_daily_text_limit_gets_the_offer_by_e_mail_only(
+    settings, consultation, make_patient, offer_to, texts
+):
+    settings.SMS_DAILY_CAP_PER_PHONE = 1
+    patient = make_patient(sms_consent=True)
+    # Just booked for another day: its confirmation was that number's text for today.
+    appointment_book(
+        appointment_type=consultation, patient=patient, start=TEN.replace(day=5), now=NOW
+    )
+    _sweep(NOW)
+    assert len(texts) == 1
+    texts.clear()
+    mail.outbox.clear()
+
+    offer, _link = offer_to(patient)
+
+    assert texts == []
+    assert len(mail.outbox) == 1
+    offer.refresh_from_db()
+    assert (offer.emailed_at, offer.texted_at) == (NOW, None)
+
+
+def test_an_offers_text_counts_towards_the_numbers_daily_limit(
+    settings, consultation, make_patient, offer_to, texts
+):
+    settings.SMS_DAILY_CAP_PER_PHONE = 1
+    patient = make_patient(sms_consent=True)
+    offer_to(patient)
+    assert len(texts) == 1
+
+    booked = appointment_book(
+        appointment_type=consultation, patient=patient, start=TEN.replace(day=5), now=NOW
+    )
+    _sweep(NOW)
+
+    assert len(texts) == 1
+    confirmation = OutboundMessage.objects.get(
+        appointment=booked, kind=MessageKind.CONFIRMATION, channel=Channel.SMS
+    )
+    assert confirmation.status == MessageStatus.SKIPPED
+    assert confirmation.detail == "daily text limit for this number reached"
 
 
 def test_a_number_that_replied_stop_gets_no_text(make_patient, offer_to, texts):
