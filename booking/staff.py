@@ -188,6 +188,22 @@ def patients_search(user: Any, text: str) -> list[Patient]:
     )
 
 
+def patients_find(
+    request: HttpRequest, text: str, *, location_id: int | None = None
+) -> list[Patient]:
+    """:func:`patients_search` for the signed-in staff member, recorded in the audit log."""
+    found = patients_search(request.user, text)
+    audit(
+        request,
+        AuditAction.VIEW,
+        object_type="patient_search",
+        location_id=location_id,
+        query=text,
+        count=len(found),
+    )
+    return found
+
+
 def plans_for(user: Any) -> QuerySet[TreatmentPlan]:
     """Treatment plans for visits at ``user``'s locations."""
     return TreatmentPlan.objects.filter(

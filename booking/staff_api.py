@@ -56,8 +56,8 @@ from booking.staff import (
     get_scoped,
     is_staff_member,
     location_ids,
+    patients_find,
     patients_for,
-    patients_search,
 )
 from scheduling.models import Location, Resource
 
@@ -542,9 +542,7 @@ class PatientSearch(APIView):
         _require(request, VIEW)
         query = PatientSearchQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        text = query.validated_data["q"]
-        patients = patients_search(request.user, text)
-        _audit(request, "view", object_type="patient_search", query=text, count=len(patients))
+        patients = patients_find(cast(HttpRequest, request), query.validated_data["q"])
         return Response(
             [
                 {

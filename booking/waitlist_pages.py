@@ -14,6 +14,8 @@ any other is a 404, as is an entry or a patient out of scope). Adding and removi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -29,6 +31,7 @@ from booking.link_pages import _private, _see_other, _too_many
 from booking.models import (
     AuditAction,
     OfferStatus,
+    Patient,
     WaitlistEntry,
     WaitlistOffer,
     WaitlistStatus,
@@ -40,6 +43,7 @@ from booking.staff import (
     get_scoped,
     location_ids,
     locations_for,
+    patients_find,
     patients_for,
     staff_required,
 )
@@ -143,7 +147,7 @@ def offer_decline_view(request: HttpRequest, token: str) -> HttpResponse:
 
 
 class WaitlistAddForm(forms.Form):
-    patient = forms.IntegerField(min_value=1, label="Patient id")
+    patient = forms.IntegerField(min_value=1, label="Patient record number")
     appointment_type = forms.ModelChoiceField(
         queryset=AppointmentType.objects.none(), label="Visit type"
     )
@@ -157,11 +161,27 @@ class WaitlistAddForm(forms.Form):
     )
     note = forms.CharField(required=False, max_length=500, label="Note")
 
-    def __init__(self, *args: object, location: Location, **kwargs: object) -> None:
+    def __init__(
+        self,
+        *args: object,
+        location: Location,
+        found: Sequence[Patient] = (),
+        **kwargs: object,
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         field = self.fields["appointment_type"]
         assert isinstance(field, forms.ModelChoiceField)  # noqa: S101 - narrows the type
         field.queryset = AppointmentType.objects.filter(location=location, is_active=True)
+        if found:
+            # The patients a search found, to choose from instead of typing a record number.
+            patient = self.fields["patient"]
+            patient.label = "Patient"
+            patient.widget = forms.RadioSelect(
+                choices=[
+                    (p.pk, f"{p.last_name}, {p.first_name} · born {p.date_of_birth} · #{p.pk}")
+                    for p in found
+                ]
+            )
 
 
 def _staff_location(request: HttpRequest) -> Location | None:
@@ -185,7 +205,12 @@ def _list_url(location: Location) -> str:
 def _staff_page(
     request: HttpRequest, location: Location | None, form: WaitlistAddForm | None, status: int = 200
 ) -> HttpResponse:
-    context: dict[str, object] = {"nav": "waitlist", "location": location, "form": form}
+    context: dict[str, object] = {
+        "nav": "waitlist",
+        "location": location,
+        "form": form,
+        "find": request.GET.get("find", "").strip()[:100],
+    }
     if location is not None:
         entries = list(
             WaitlistEntry.objects.filter(
@@ -226,8 +251,12 @@ def staff_waitlist(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         form = None
         if location is not None and request.user.has_perm(MANAGE_WAITLIST):
+            text = request.GET.get("find", "").strip()[:100]
+            found = patients_find(request, text, location_id=location.pk) if text else []
             form = WaitlistAddForm(
-                location=location, initial={"patient": request.GET.get("patient", "")}
+                location=location,
+                found=found,
+                initial={"patient": found[0].pk if len(found) == 1 else ""},
             )
         return _staff_page(request, location, form)
     if not request.user.has_perm(MANAGE_WAITLIST):

@@ -349,3 +349,40 @@ def test_the_desk_sees_how_an_offer_went_out(consultation, offered):
 
     assert "Offered" in page
     assert "e-mailed, not texted" in page
+
+
+def test_the_desk_finds_the_patient_to_add_by_name(consultation, make_patient):
+    lin = make_patient(first_name="Lin", last_name="Okafor")
+    make_patient(first_name="Lindsay", last_name="Okafor")
+    desk = staff_user(Role.FRONT_DESK, consultation.location)
+    client = client_for(desk)
+
+    page = client.get(URL, {"find": "okafor"}).content.decode()
+
+    assert f'value="{lin.pk}"' in page
+    assert f"Okafor, Lin · born 1980-01-01 · #{lin.pk}" in page
+    assert "Okafor, Lindsay" in page
+    assert AuditEvent.objects.filter(
+        user=desk, object_type="patient_search", detail__query="okafor", detail__count=2
+    ).exists()
+    answer = client.post(
+        URL,
+        {
+            "patient": lin.pk,
+            "appointment_type": consultation.pk,
+            "earliest_date": "2026-06-04",
+            "latest_date": "2026-06-10",
+        },
+    )
+    assert answer.status_code == 302
+    assert WaitlistEntry.objects.get().patient == lin
+
+
+def test_a_search_that_finds_nobody_says_so(consultation, make_patient):
+    make_patient(first_name="Lin", last_name="Okafor")
+    desk = staff_user(Role.FRONT_DESK, consultation.location)
+
+    page = client_for(desk).get(URL, {"find": "nobody-here"}).content.decode()
+
+    assert "No patient of yours matches" in page
+    assert 'type="radio"' not in page
