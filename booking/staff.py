@@ -158,12 +158,20 @@ PATIENT_SEARCH_LIMIT = 10
 _SEARCH_WORDS = 4
 
 
+def _search_words(text: str) -> list[str]:
+    # Nothing unprintable reaches the database (PostgreSQL refuses a NUL in any text).
+    return "".join(ch if ch.isprintable() else " " for ch in text).split()[:_SEARCH_WORDS]
+
+
 def patients_search(user: Any, text: str) -> list[Patient]:
     """The first few patients ``user`` may see that match every word of ``text``: part of a
     name or e-mail address, four or more digits of a phone number, a record number, or a date of
     birth written YYYY-MM-DD."""
+    words = _search_words(text)
+    if not words:
+        return []
     match = Q()
-    for word in text.split()[:_SEARCH_WORDS]:
+    for word in words:
         try:
             born = date.fromisoformat(word) if len(word) == 10 else None
         except ValueError:
@@ -198,7 +206,7 @@ def patients_find(
         AuditAction.VIEW,
         object_type="patient_search",
         location_id=location_id,
-        query=text,
+        query=" ".join(_search_words(text)),
         count=len(found),
     )
     return found

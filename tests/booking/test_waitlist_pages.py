@@ -386,3 +386,16 @@ def test_a_search_that_finds_nobody_says_so(consultation, make_patient):
 
     assert "No patient of yours matches" in page
     assert 'type="radio"' not in page
+
+
+@pytest.mark.parametrize("find", ["okafor\x00", "\x00", "lin\x1bokafor", "%_\\"])
+def test_a_search_with_odd_characters_is_no_error(consultation, make_patient, find):
+    make_patient(first_name="Lin", last_name="Okafor")
+    desk = staff_user(Role.FRONT_DESK, consultation.location)
+
+    page = client_for(desk).get(URL, {"find": find})
+
+    assert page.status_code == 200
+    found = 'type="radio"' in page.content.decode()
+    # An unprintable character separates words; "%_\\" matches nobody, and nothing is no search.
+    assert found == (find in ("okafor\x00", "lin\x1bokafor"))
