@@ -178,7 +178,7 @@ def patients_search(user: Any, text: str) -> list[Patient]:
             born = None
         if born is not None:
             match &= Q(date_of_birth=born)
-        elif word.isdigit():
+        elif word.isdecimal():
             ways = [Q(pk=int(word))] if len(word) <= 9 else []  # past that, no record number
             if len(word) >= 4:
                 ways.append(Q(phone__contains=word))

@@ -253,7 +253,7 @@ class PatientSearchQuery(StrictSerializer):
     )
 
     def validate_q(self, value: str) -> str:
-        if len(value) < 2 and not value.isdigit():
+        if len(value) < 2 and not value.isdecimal():
             raise serializers.ValidationError("Type at least two characters.")
         return value
 

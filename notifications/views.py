@@ -46,7 +46,7 @@ class LogPage:
 
 
 def _id_param(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) <= 18 else None
+    return int(value) if value and value.isdecimal() and len(value) <= 18 else None
 
 
 def _log_page(

@@ -324,7 +324,9 @@ def test_the_log_pages_from_the_newest_to_the_oldest_and_back(
     assert shown(desk.get(f"{URL}?{newer}").content.decode()) == pages[-2]
 
 
-@pytest.mark.parametrize("query", ["before=abc", "after=-1", "before=" + "9" * 40, "page=2"])
+@pytest.mark.parametrize(
+    "query", ["before=abc", "after=-1", "before=" + "9" * 40, "page=2", "before=%C2%B2"]
+)
 def test_a_page_link_that_makes_no_sense_shows_the_newest(desk: Client, infusion, book, query):
     book(infusion, at(1, 10), "Pat Odd")
 
