@@ -340,6 +340,9 @@
     }
     closePanels();
     clearAlert();
+    // A new slot starts a new search: nobody stays chosen from the last one.
+    patientSearch.value = "";
+    clearPatients();
     pickedSlot = { start: wallOf(info.start), date: info.start };
     document.getElementById("new-visit-when").textContent = describe(info.start) +
       (info.resource ? " · " + info.resource.title : "");
@@ -464,8 +467,6 @@
       }
       closePanels();
       calendar.unselect();
-      patientSearch.value = "";
-      clearPatients();
       announce("Booked " + (answer.body && answer.body.reference ? answer.body.reference : "the visit") +
         " for " + describe(when) + ".");
       load();
