@@ -198,6 +198,11 @@ def _staff_location(request: HttpRequest) -> Location | None:
     return location
 
 
+def _find(request: HttpRequest) -> str:
+    """The words the desk searched patients for, if it did."""
+    return request.GET.get("find", "").strip()[:100]
+
+
 def _list_url(location: Location) -> str:
     return f"{reverse('staff-waitlist')}?location={location.slug}"
 
@@ -209,7 +214,7 @@ def _staff_page(
         "nav": "waitlist",
         "location": location,
         "form": form,
-        "find": request.GET.get("find", "").strip()[:100],
+        "find": _find(request),
     }
     if location is not None:
         entries = list(
@@ -251,7 +256,7 @@ def staff_waitlist(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         form = None
         if location is not None and request.user.has_perm(MANAGE_WAITLIST):
-            text = request.GET.get("find", "").strip()[:100]
+            text = _find(request)
             found = patients_find(request, text, location_id=location.pk) if text else []
             form = WaitlistAddForm(
                 location=location,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from scheduling.clock import in_quiet_hours, wall_clock
+from scheduling.clock import quiet_period, wall_clock
 
 # An evening-before reminder reaches the patient at least this long before they must stop eating.
 FASTING_NOTICE = timedelta(hours=2)
@@ -52,10 +52,5 @@ def before_quiet_hours(
     moment: datetime, zone: ZoneInfo, quiet_start: time, quiet_end: time
 ) -> datetime:
     """``moment``, or if it falls in quiet hours, shortly before those quiet hours began."""
-    if not in_quiet_hours(moment, zone, quiet_start, quiet_end):
-        return moment
-    local = moment.astimezone(zone)
-    day = local.date()
-    if quiet_start > quiet_end and local.time() < quiet_end:
-        day -= timedelta(days=1)  # after midnight: the quiet hours began the evening before
-    return wall_clock(zone, day, quiet_start) - QUIET_MARGIN
+    period = quiet_period(moment, zone, quiet_start, quiet_end)
+    return moment if period is None else period[0] - QUIET_MARGIN

@@ -26,14 +26,24 @@ def in_quiet_hours(moment: datetime, zone: ZoneInfo, quiet_start: time, quiet_en
     return local >= quiet_start or local < quiet_end  # the usual case: across midnight
 
 
+def quiet_period(
+    moment: datetime, zone: ZoneInfo, quiet_start: time, quiet_end: time
+) -> tuple[datetime, datetime] | None:
+    """The quiet hours ``moment`` falls in, as the instants they began and end; None outside."""
+    if not in_quiet_hours(moment, zone, quiet_start, quiet_end):
+        return None
+    local = moment.astimezone(zone)
+    began = local.date()
+    overnight = quiet_start > quiet_end
+    if overnight and local.time() < quiet_end:
+        began -= timedelta(days=1)  # after midnight: they began the evening before
+    ends = began + timedelta(days=1) if overnight else began
+    return wall_clock(zone, began, quiet_start), wall_clock(zone, ends, quiet_end)
+
+
 def quiet_hours_end(
     moment: datetime, zone: ZoneInfo, quiet_start: time, quiet_end: time
 ) -> datetime:
     """The first instant after ``moment`` outside quiet hours (``moment`` itself if it is)."""
-    if not in_quiet_hours(moment, zone, quiet_start, quiet_end):
-        return moment
-    local = moment.astimezone(zone)
-    day = local.date()
-    if quiet_start > quiet_end and local.time() >= quiet_start:
-        day += timedelta(days=1)  # before midnight: they end the next morning
-    return wall_clock(zone, day, quiet_end)
+    period = quiet_period(moment, zone, quiet_start, quiet_end)
+    return moment if period is None else period[1]
