@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from booking.models import Appointment, AppointmentEvent
+
+# Written on every booking, inside its transaction: the statement by hand, because compiling the
+# ORM's insert cost three times what the database does for it.
+_EVENT_INSERT_SQL = (
+    f'INSERT INTO "{AppointmentEvent._meta.db_table}" '  # noqa: S608 - the table's own name
+    '("appointment_id", "at", "kind", "detail", "by_id") VALUES (%s, %s, %s, %s, %s)'
+)
 
 
 def record_change(sender: Any, *, appointment: Appointment, change: str, **kwargs: Any) -> None:
@@ -18,10 +26,16 @@ def record_change(sender: Any, *, appointment: Appointment, change: str, **kwarg
         )
     elif change == "cancelled":
         detail = appointment.cancel_reason
-    AppointmentEvent.objects.create(
-        appointment=appointment,
-        at=kwargs.get("now") or timezone.now(),
-        kind=change,
-        detail=detail[:500],
-        by=kwargs.get("by"),
-    )
+    by = kwargs.get("by")
+    at = kwargs.get("now") or timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _EVENT_INSERT_SQL,
+            [
+                appointment.pk,
+                connection.ops.adapt_datetimefield_value(at),
+                change,
+                detail[:500],
+                by.pk if by is not None else None,
+            ],
+        )

@@ -38,7 +38,13 @@ from notifications.models import (
     ReminderRule,
 )
 from notifications.planning import FASTING_NOTICE, QUIET_MARGIN
-from notifications.services import CATCH_UP_KINDS, outbox_upsert, patient_channels, reminder_rows
+from notifications.services import (
+    CATCH_UP_KINDS,
+    outbox_upsert,
+    patient_channels,
+    reminder_rows,
+    rules_in_force,
+)
 from scheduling.models import AppointmentType
 
 # Exactly the wording of the Python planner, so both paths leave the same rows.
@@ -271,11 +277,11 @@ def replan_rules(
 ) -> tuple[list[ReminderRule], list[str]]:
     """The active rules of ``kinds`` (None: of every kind) and the kinds of reminder whose rows
     a re-plan of them may write."""
-    rules = ReminderRule.objects.filter(appointment_type_id=appointment_type_id, is_active=True)
+    rules = rules_in_force(appointment_type_id)
     if kinds is not None:
-        rules = rules.filter(kind__in=kinds)
+        rules = [rule for rule in rules if rule.kind in kinds]
     scope = MessageKind.values if kinds is None else kinds
-    return list(rules), sorted(set(scope) - CHANGE_KINDS)
+    return rules, sorted(set(scope) - CHANGE_KINDS)
 
 
 def replan_params(

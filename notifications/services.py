@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -109,6 +110,19 @@ def _row(
         provider_id="",
         detail=detail,
     )
+
+
+# Read on every booking: a plain statement, because the ORM's filter (with the model's ordering
+# through the type) cost more to build than the read.
+_RULES_IN_FORCE_SQL = (
+    f'SELECT * FROM "{ReminderRule._meta.db_table}" '  # noqa: S608 - the table's own name
+    'WHERE "appointment_type_id" = %s AND "is_active" ORDER BY "kind"'
+)
+
+
+def rules_in_force(appointment_type_id: int) -> list[ReminderRule]:
+    """The active reminder rules of one appointment type, by kind."""
+    return list(ReminderRule.objects.raw(_RULES_IN_FORCE_SQL, [appointment_type_id]))
 
 
 def reminder_rows(
@@ -211,6 +225,13 @@ def outbox_upsert(rows: list[OutboundMessage]) -> None:
         )
 
 
+def _unsent(appointment: Appointment) -> QuerySet[OutboundMessage]:
+    # Built only where it is used: building a filter is a visible part of a booking's cost.
+    return OutboundMessage.objects.filter(
+        appointment=appointment, status__in=[MessageStatus.PENDING, MessageStatus.SENDING]
+    )
+
+
 def appointment_messages_plan(
     *, appointment: Appointment, change: str, now: datetime | None = None
 ) -> None:
@@ -221,17 +242,14 @@ def appointment_messages_plan(
     cancelled and a cancellation notice planned. Confirmed: the request to confirm is dropped.
     """
     now = now or timezone.now()
-    pending = OutboundMessage.objects.filter(
-        appointment=appointment, status__in=[MessageStatus.PENDING, MessageStatus.SENDING]
-    )
     if change == "confirmed":
-        pending.filter(kind=MessageKind.CONFIRM_REQUEST).update(
+        _unsent(appointment).filter(kind=MessageKind.CONFIRM_REQUEST).update(
             status=MessageStatus.CANCELLED, detail="the patient confirmed", updated_at=now
         )
         return
     channels = patient_channels(appointment.patient)
     if not appointment.is_active:
-        pending.update(
+        _unsent(appointment).update(
             status=MessageStatus.CANCELLED,
             detail=f"appointment {appointment.status}",
             updated_at=now,
@@ -258,9 +276,7 @@ def appointment_messages_plan(
             _row(appointment, notice, c, now, CHANGE_NOTICE_LATE_CUTOFF, now=now) for c in channels
         ]
     if change in ("booked", "rescheduled", "resumed"):
-        rules = ReminderRule.objects.filter(
-            appointment_type_id=appointment.appointment_type_id, is_active=True
-        )
+        rules = rules_in_force(appointment.appointment_type_id)
         rows += reminder_rows(appointment, channels, rules, now=now)
     outbox_upsert(rows)
 
