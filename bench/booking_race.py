@@ -8,6 +8,10 @@
    service for 10 s. Targets: >= 1,000 bookings/s, p99 <= 15 ms.
 3. Raw ceiling, same run: 8 processes insert single allocation rows with plain SQL (autocommit,
    one INSERT per transaction, exclusion constraint present). ratio_vs_raw >= 0.14.
+4. The booking's transaction alone, same run: the statements one real booking sent (recorded
+   through Django's execute wrapper) replayed by 8 plain psycopg clients with each booking's own
+   values (patient, appointment, reference, a day of its own) and committed. No Python runs
+   around them: what this transaction allows on this machine, whatever the client is written in.
 
 Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/chairside_bench \
      .venv/bin/python -m bench.booking_race
@@ -550,6 +554,28 @@ def throughput(fixture: Fixture, *, listeners: bool = True, first: int = 0) -> d
     }
 
 
+def _run_for_duration(operation: Callable[[], None], backend: int, barrier: Any) -> dict[str, Any]:
+    """``operation`` warmed up, then run back to back for DURATION_S once every process is
+    ready: each run's latency, and the CPU this process and its PostgreSQL backend used."""
+    for _ in range(CLIENT_WARMUP):
+        operation()
+    latencies: list[float] = []
+    barrier.wait()
+    began = time.perf_counter()
+    cpu, server = time.process_time(), _backend_cpu_s(backend)
+    deadline = began + DURATION_S
+    while (t0 := time.perf_counter()) < deadline:
+        operation()
+        latencies.append((time.perf_counter() - t0) * 1000)
+    server_after = _backend_cpu_s(backend)
+    return {
+        "latencies": latencies,
+        "seconds": time.perf_counter() - began,
+        "client_cpu_s": time.process_time() - cpu,
+        "server_cpu_s": None if server is None or server_after is None else server_after - server,
+    }
+
+
 # --- 3. Raw INSERT ceiling -----------------------------------------------------------------------
 
 RAW_SQL = (
@@ -582,31 +608,12 @@ def _raw_worker(client: int, barrier: Any, fixture: Fixture) -> dict[str, Any]:
             )
             n += 1
 
-        for _ in range(CLIENT_WARMUP):
-            insert()
-        backend = conn.info.backend_pid
-        barrier.wait()
-        began = time.perf_counter()
-        cpu, server = time.process_time(), _backend_cpu_s(backend)
-        deadline = began + DURATION_S
-        count = 0
-        while time.perf_counter() < deadline:
-            insert()
-            count += 1
-        server_after = _backend_cpu_s(backend)
-        return {
-            "count": count,
-            "seconds": time.perf_counter() - began,
-            "client_cpu_s": time.process_time() - cpu,
-            "server_cpu_s": (
-                None if server is None or server_after is None else server_after - server
-            ),
-        }
+        return _run_for_duration(insert, conn.info.backend_pid, barrier)
 
 
 def raw_ceiling(fixture: Fixture) -> dict[str, Any]:
     gathered = _in_processes(_raw_worker, CLIENTS, fixture)
-    inserts = sum(g["count"] for g in gathered)
+    inserts = sum(len(g["latencies"]) for g in gathered)
     elapsed = max(g["seconds"] for g in gathered)
     return {
         **_cpu_figures(gathered, inserts, elapsed),
@@ -614,6 +621,143 @@ def raw_ceiling(fixture: Fixture) -> dict[str, Any]:
         "seconds": elapsed,
         "inserts_per_s": inserts / elapsed,
         "overlaps": _count_overlaps([fixture.raw_resource_id]),
+    }
+
+
+# --- 4. The booking's own statements, and nothing else -----------------------------------------
+
+# Replayed bookings take whole days of their own, far past everything else the run books; the
+# two recorded ones are between the race's warm-up days and the throughput's.
+REPLAY_FIRST_DAY = 20_000
+RECORDED_DAY = 85
+
+
+@dataclass(frozen=True)
+class Recording:
+    """The statements one booking sent, and where its own values sit in their parameters."""
+
+    statements: list[tuple[str, list[Any]]]
+    # (statement, parameter) positions of: the appointment's id, which the replay learns from
+    # its own INSERT … RETURNING; the patient's id; the reference; instants; lock keys.
+    roles: dict[tuple[int, int], str]
+    appointment_insert: int
+
+
+def _record(appointment_type: Any, patient: Any, start: datetime) -> tuple[list[Any], Any]:
+    from django.db import connection
+
+    from booking.services import appointment_book
+
+    statements: list[tuple[str, list[Any]]] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        statements.append((sql, list(params or [])))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        appointment = appointment_book(
+            appointment_type=appointment_type, patient=patient, start=start
+        )
+    return statements, appointment
+
+
+def record_booking(fixture: Fixture) -> Recording:
+    """Two real bookings through the service, told apart parameter by parameter: what differs
+    between them is what makes a booking that booking, and each differing value is matched to
+    the appointment, patient, reference, instant or lock it is."""
+    appointment_type = _load_type(fixture.busy_type_id)
+    # A week apart, on days nothing else books: the same weekday, a different lock.
+    slots = [_local(_today() + timedelta(days=RECORDED_DAY + 7 * n), 6) for n in range(2)]
+    patients = _load_patients(fixture.race_patients[-1][-2:])
+    (first, a), (second, b) = (
+        _record(appointment_type, patient, start)
+        for patient, start in zip(patients, slots, strict=True)
+    )
+    if [sql for sql, _ in first] != [sql for sql, _ in second]:
+        raise SystemExit("two bookings of one type sent different statements")
+    roles: dict[tuple[int, int], str] = {}
+    insert = -1
+    for n, ((sql, one), (_, two)) in enumerate(zip(first, second, strict=True)):
+        if sql.lstrip().startswith('INSERT INTO "booking_appointment"'):
+            insert = n
+        for i, (x, y) in enumerate(zip(one, two, strict=True)):
+            if x == y:
+                continue
+            if (x, y) == (a.pk, b.pk):
+                roles[n, i] = "appointment"
+            elif (x, y) == (patients[0].pk, patients[1].pk):
+                roles[n, i] = "patient"
+            elif (x, y) == (a.reference, b.reference):
+                roles[n, i] = "reference"
+            elif isinstance(x, date):  # a datetime too
+                roles[n, i] = "instant"
+            elif "pg_advisory_xact_lock" in sql:
+                roles[n, i] = "lock"
+            elif isinstance(x, str):
+                continue  # words about the booking (its history line): the first one's will do
+            else:
+                raise SystemExit(f"statement {n}, parameter {i}: {x!r} / {y!r} is not understood")
+    if insert < 0 or "RETURNING" not in first[insert][0]:
+        raise SystemExit("the booking's appointment INSERT … RETURNING was not found")
+    return Recording(first, roles, insert)
+
+
+def _replay_worker(
+    client: int, barrier: Any, fixture: Fixture, recording: Recording
+) -> dict[str, Any]:
+    import psycopg
+
+    from booking.models import new_reference
+
+    patients = fixture.client_patients[client]
+    url = os.environ["DATABASE_URL"]
+    # As the service's connection: parameters bound on the server, statements prepared.
+    with _patiently(lambda: psycopg.connect(url, prepare_threshold=5)) as conn:
+        n = 0
+
+        def book() -> None:
+            nonlocal n
+            days = REPLAY_FIRST_DAY + n * CLIENTS + client  # a day of its own
+            shift = timedelta(days=days)
+            values = {"patient": patients[n % len(patients)], "reference": new_reference()}
+            for index, (sql, params) in enumerate(recording.statements):
+                bound = list(params)
+                for (statement, i), role in recording.roles.items():
+                    if statement != index:
+                        continue
+                    if role == "instant":
+                        bound[i] = params[i] + shift
+                    elif role == "lock":
+                        # Keys end in 20 bits of day number (booking.services._lane_lock_keys).
+                        bound[i] = [k + days for k in params[i]]
+                    else:
+                        bound[i] = values[role]
+                cursor = conn.execute(sql, bound)
+                if index == recording.appointment_insert:
+                    (values["appointment"],) = cursor.fetchone() or (None,)
+            conn.commit()
+            n += 1
+
+        return _run_for_duration(book, conn.info.backend_pid, barrier)
+
+
+def replay(fixture: Fixture) -> dict[str, Any]:
+    """8 clients send a booking's recorded statements, values changed to a day of their own,
+    and commit: the service's transaction with no Python around it. What the database allows
+    for this transaction on this machine, whatever the client."""
+    recording = record_booking(fixture)
+    gathered = _in_processes(_replay_worker, CLIENTS, fixture, recording)
+    latencies = [ms for g in gathered for ms in g["latencies"]]
+    elapsed = max(g["seconds"] for g in gathered)
+    return {
+        **_cpu_figures(gathered, len(latencies), elapsed),
+        "statements": len(recording.statements),
+        "bookings": len(latencies),
+        "seconds": elapsed,
+        "bookings_per_s": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "overlaps": _count_overlaps(fixture.busy_resource_ids),
     }
 
 
@@ -756,9 +900,17 @@ def main() -> None:
         f"{_cpu_line(raw, 'insert')}"
     )
     print(f"ratio vs raw: {ratio:.3f} (target >= {RATIO_TARGET})")
+    rep = replay(fixture)
+    print(
+        f"the booking's own {rep['statements']} statements and its commit, replayed by "
+        f"{CLIENTS} plain clients: {rep['bookings']} in {rep['seconds']:.2f} s = "
+        f"{rep['bookings_per_s']:.0f}/s, p50 {rep['p50_ms']:.2f} ms, p99 {rep['p99_ms']:.2f} ms, "
+        f"overlaps {rep['overlaps']}; {_cpu_line(rep, 'booking')}; "
+        f"{rep['bookings_per_s'] / raw['inserts_per_s']:.3f} of the raw ceiling"
+    )
     print(f"load average after: {os.getloadavg()}")
 
-    overlaps = r["overlaps"] + t["overlaps"] + alone["overlaps"] + raw["overlaps"]
+    overlaps = r["overlaps"] + t["overlaps"] + alone["overlaps"] + raw["overlaps"] + rep["overlaps"]
     print(
         json.dumps(
             {
@@ -775,6 +927,8 @@ def main() -> None:
                 "ratio_vs_raw": round(ratio, 3),
                 "unheard_bookings_per_s": round(alone["bookings_per_s"], 1),
                 "unheard_booking_p99_ms": round(alone["p99_ms"], 2),
+                "replayed_bookings_per_s": round(rep["bookings_per_s"], 1),
+                "replayed_ratio_vs_raw": round(rep["bookings_per_s"] / raw["inserts_per_s"], 3),
             }
         )
     )
