@@ -382,9 +382,16 @@ def main() -> None:
 
     setup_django()
     from django.contrib.auth.models import User
+    from django.db import connection
     from rest_framework.test import APIRequestFactory, force_authenticate
 
-    from booking.calendar import calendar_json, calendar_load
+    from booking.calendar import (
+        calendar_json,
+        calendar_load,
+        calendar_window,
+        lanes_sql,
+        visits_sql,
+    )
     from booking.calendar_pages import CalendarData
     from scheduling.models import Location
 
@@ -435,11 +442,25 @@ def main() -> None:
         args.iterations,
     )
     endpoint, _ = timed(lambda _: call(ours), args.iterations)
+
+    def rows_only(_: Any) -> None:
+        # The floor under the selector: its reads of the week (the columns and types, the
+        # visits with their patients, the lanes on the columns) fetched, nothing done with them.
+        window = calendar_window(
+            location=location, first_day=FIRST_DAY, last_day=LAST_DAY, by="staff"
+        )
+        with connection.cursor() as cursor:
+            for sql, params in (visits_sql(window), lanes_sql(window)):
+                cursor.execute(sql, params)
+                cursor.fetchall()
+
+    fetch, _ = timed(rows_only, args.iterations)
     for _ in range(2):
         call(baseline)
     reference, _ = timed(lambda _: call(baseline), args.baseline_iterations)
 
     rows = [
+        ("the selector's reads alone (columns, types, visits, lanes), fetched", fetch),
         ("selector (calendar_json)", selector),
         ("endpoint view (selector + JSON, DRF request, audit row)", endpoint),
         ("baseline view (nested ModelSerializer)", reference),
@@ -458,6 +479,7 @@ def main() -> None:
                 "bench": "calendar",
                 "p50_ms": round(p50, 2),
                 "selector_p50_ms": round(percentile(selector, 50), 2),
+                "reads_p50_ms": round(percentile(fetch, 50), 2),
                 "ratio_vs_modelserializer": round(ratio, 1),
             }
         )

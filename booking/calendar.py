@@ -157,7 +157,7 @@ class _Window:
         }
 
 
-def _window(*, location: Location, first_day: date, last_day: date, by: str) -> _Window:
+def calendar_window(*, location: Location, first_day: date, last_day: date, by: str) -> _Window:
     zone = location.zone
     lo = local_day_bounds(zone, first_day)[0]
     hi = local_day_bounds(zone, last_day)[1]
@@ -180,7 +180,7 @@ def _window(*, location: Location, first_day: date, last_day: date, by: str) -> 
     return _Window(location, lo, hi, zone_offsets(zone, lo, hi), resources, types)
 
 
-def _visits_sql(window: _Window) -> tuple[str, list[Any]]:
+def visits_sql(window: _Window) -> tuple[str, list[Any]]:
     """Every visit of the window not cancelled, with the name it shows under: ``(start, id, end,
     reference, type, status, series, index, tentative, name)``, times in UTC minutes.
 
@@ -210,7 +210,7 @@ def _visits_sql(window: _Window) -> tuple[str, list[Any]]:
     ]
 
 
-def _lanes_sql(window: _Window) -> tuple[str, list[Any]]:
+def lanes_sql(window: _Window) -> tuple[str, list[Any]]:
     """(appointment, column as text) for every active lane of a column in the window, from the
     partial (resource, start) index of active allocations."""
     in_resources, ids = in_ids_sql('al."resource_id"', [r["id"] for r in window.resources])
@@ -266,13 +266,13 @@ def calendar_json(*, location: Location, first_day: date, last_day: date, by: st
     one index range scan each, no aggregation or sort in the database. The events are written
     as JSON text straight from the rows (bench/calendar.py).
     """
-    window = _window(location=location, first_day=first_day, last_day=last_day, by=by)
+    window = calendar_window(location=location, first_day=first_day, last_day=last_day, by=by)
     events = "[]"
     if window.resources:
         with connection.cursor() as cursor:
-            cursor.execute(*_visits_sql(window))
+            cursor.execute(*visits_sql(window))
             visits = cursor.fetchall()
-            cursor.execute(*_lanes_sql(window))
+            cursor.execute(*lanes_sql(window))
             lanes = _columns_by_visit(cursor.fetchall())
             released = [
                 row[1] for row in visits if row[5] in _RELEASED_STATUSES and row[1] not in lanes
