@@ -18,6 +18,8 @@ Measured, with the real functions:
 * ``generate_s``: one rule's time of day changes, then ``reminder_rules_replan`` re-plans that
   rule's reminders for every visit of the type, as the admin does after editing one rule
   (target <= 10 s).
+  Beside it, the floor: the same rows moved by one bare ``UPDATE`` with nothing computed
+  (``generate_floor_s``, rolled back).
 * ``claim_per_s``: ``messages_claim`` in batches claims every message of a large due set, again
   and again (target >= 50,000/s).
 * ``batch_ratio``: for 100,000 due messages, one ``send_messages.apply_async`` per message
@@ -390,6 +392,34 @@ def generate(type_id: int, runs: int) -> dict[str, Any]:
     return {"generate_s": statistics.median(times), "runs": times}
 
 
+def generate_floor(type_id: int) -> dict[str, Any]:
+    """What writing the re-plan's result costs with nothing to compute: the same rows (every
+    evening-before message of the type) moved by one minute in one bare UPDATE, rolled back.
+    Each row becomes a new row version with its index entries, as in the re-plan."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        started = time.perf_counter()
+        rows = _execute(
+            """
+            UPDATE notifications_outboundmessage o
+            SET due_at = o.due_at + interval '1 minute', updated_at = %s
+            FROM booking_appointment a
+            WHERE a.id = o.appointment_id AND a.appointment_type_id = %s
+              AND o.kind = 'evening_before'
+            """,
+            [NOW, type_id],
+        )
+        seconds = time.perf_counter() - started
+        transaction.set_rollback(True)
+    _vacuum("notifications_outboundmessage")
+    print(
+        f"floor: the same {rows:,} rows moved by a bare UPDATE, nothing computed (rolled back), "
+        f"in {seconds:.2f} s"
+    )
+    return {"floor_s": seconds, "rows": rows}
+
+
 def generate_baseline(type_id: int, sample: int) -> dict[str, Any]:
     """The Python planner (the SQLite path) against the set-based one on the same last
     ``sample`` visits, after the same rule change; both rolled back."""
@@ -599,10 +629,11 @@ def main() -> None:
 
     g = generate(type_id, args.generate_runs)
     b = generate_baseline(type_id, args.baseline_visits)
+    f = generate_floor(type_id)
     print(
         f"generate_s: median {g['generate_s']:.2f} s of {len(g['runs'])} runs "
         f"(target <= {GENERATE_TARGET_S:.0f} s); {b['python_1m_s'] / g['generate_s']:.0f}x "
-        "the Python planner"
+        f"the Python planner; {g['generate_s'] / f['floor_s']:.2f}x the bare UPDATE of its rows"
     )
     batch = args.claim_batch or settings.OUTBOX_BATCH_SIZE
     c = claim(args.claim_rounds, batch)
@@ -625,6 +656,7 @@ def main() -> None:
             {
                 "bench": "reminders",
                 "generate_s": round(g["generate_s"], 2),
+                "generate_floor_s": round(f["floor_s"], 2),
                 "claim_per_s": round(c["claim_per_s"]),
                 "batch_ratio": round(e["batch_ratio"], 1),
                 "end_to_end_ratio": round(e["end_to_end_ratio"], 1),
