@@ -680,7 +680,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     log("integrity: " + ("OK" if report["ok"] else "VIOLATIONS " + "; ".join(report["violations"])))
     print(json.dumps(result, default=str))
+    print(json.dumps(headline(result)))
     return 0 if report["ok"] else 1
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    """The run in one line (the last one printed): throughput, availability p95 and the three
+    integrity counts that must be zero; the whole report is the line before it."""
+    integrity = result["integrity"]
+    overlaps, bookings, sends = integrity["overlaps"], integrity["bookings"], integrity["sends"]
+    return {
+        "bench": "load",
+        "fault": result["fault"],
+        "bookings_per_s": result["bookings_per_s"],
+        "availability_p95_ms": result["requests"]
+        .get("GET /api/v1/availability/", {})
+        .get("p95_ms"),
+        "overlaps": overlaps["overlapping_allocations"] + overlaps["overlapping_patient_visits"],
+        "lost": bookings["lost"],
+        "duplicate_messages": sends["rows_sent_twice"]
+        + sends["messages_delivered_more_than_once"]
+        + sends["output_duplicate_messages"],
+        "integrity_ok": integrity["ok"],
+    }
 
 
 if __name__ == "__main__":
