@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from booking.models import Appointment, AuditAction
+from booking.models import Appointment, AuditAction, WaitlistOffer
 from booking.staff import VIEW, appointments_for, audit, location_ids, staff_required
 from notifications.models import (
     DeliveryAttempt,
@@ -115,6 +115,12 @@ def message_log(request: HttpRequest) -> HttpResponse:
         .select_related("patient")
         .order_by("-received_at")[:50],
         "escorts_missing": escorts_missing,
+        # Offers are sent from the offer itself, not the outbox (their link's token is stored
+        # nowhere): the most recent that went out, with when on each channel.
+        "offers": WaitlistOffer.objects.filter(entry__location_id__in=here)
+        .filter(Q(emailed_at__isnull=False) | Q(texted_at__isnull=False))
+        .select_related("entry__patient", "entry__location", "entry__appointment_type")
+        .order_by("-created_at", "-id")[:LOG_PAGE_SIZE],
     }
     audit(
         request,

@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 
 from booking.models import Patient, WaitlistEntry, WaitlistOffer
 from booking.services import appointment_book
+from booking.staff import Role
 from booking.waitlist import offer_freed_slot
 from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage, PhoneOptOut
 from notifications.services import message_deliver_due, message_send
@@ -30,6 +31,7 @@ from tests.notifications.test_templates import (
     clock,
     words_pattern,
 )
+from tests.staff_helpers import client_for, staff_user
 
 NOW = datetime.fromisoformat("2026-06-01T12:00:00+00:00")  # 08:00 in New York
 TEN = datetime.fromisoformat("2026-06-03T10:00:00-04:00")
@@ -63,10 +65,12 @@ def offer_to(
 ) -> Callable[..., tuple[WaitlistOffer, str]]:
     """Put a patient on the waitlist and free a slot for them; the offer and its link."""
 
-    def make(patient: Patient, *, now: datetime = NOW) -> tuple[WaitlistOffer, str]:
+    def make(
+        patient: Patient, *, now: datetime = NOW, start: datetime = TEN
+    ) -> tuple[WaitlistOffer, str]:
         wait_for(consultation, patient, first=date(2026, 6, 1), now=now)
         with django_capture_on_commit_callbacks(execute=True):
-            offer = offer_freed_slot(appointment_type=consultation, start=TEN, now=now)
+            offer = offer_freed_slot(appointment_type=consultation, start=start, now=now)
             # Inside the offer's transaction nothing has gone out yet.
             assert mail.outbox == []
             assert texts == []
@@ -112,6 +116,40 @@ def test_without_sms_consent_only_the_e_mail_goes(make_patient, offer_to, texts)
     assert texts == []
     offer.refresh_from_db()
     assert (offer.emailed_at, offer.texted_at) == (NOW, None)
+
+
+def _offer_row(page: str, offer: WaitlistOffer) -> str | None:
+    offers = page.split('id="offers"', 1)[1]
+    found = re.search(rf'<tr data-offer="{offer.pk}">(.*?)</tr>', offers, re.DOTALL)
+    return found.group(1) if found else None
+
+
+def test_the_desk_s_message_log_shows_the_offer_and_when_it_went_out_on_each_channel(
+    make_patient, make_location, offer_to, consultation, texts
+):
+    texted, _ = offer_to(make_patient(first_name="Robin", last_name="Texted", sms_consent=True))
+    mail.outbox.clear()
+    texts.clear()
+    emailed, _ = offer_to(
+        make_patient(first_name="Sam", last_name="Emailed", sms_consent=False),
+        now=NOW + timedelta(minutes=1),
+        start=TEN + timedelta(days=1),
+    )
+    desk = client_for(staff_user(Role.FRONT_DESK, consultation.location, username="desk"))
+    elsewhere = client_for(staff_user(Role.FRONT_DESK, make_location(), username="away"))
+
+    page = desk.get("/staff/messages/").content.decode()
+
+    texted_row, emailed_row = _offer_row(page, texted), _offer_row(page, emailed)
+    assert texted_row is not None
+    assert emailed_row is not None
+    assert page.index(f'data-offer="{emailed.pk}"') < page.index(f'data-offer="{texted.pk}"')
+    assert "Robin Texted" in texted_row
+    assert "Wednesday 3 June 2026 at 10:00 AM EDT" in texted_row
+    assert texted_row.count("Sent 8:00 AM EDT") == 2  # e-mail and text
+    assert "Sam Emailed" in emailed_row
+    assert emailed_row.count("Sent 8:00 AM EDT") == 1  # no text: no consent
+    assert 'data-offer="' not in elsewhere.get("/staff/messages/").content.decode()
 
 
 def _sweep(now: datetime) -> None:
