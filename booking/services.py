@@ -540,14 +540,17 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def patient_link_issue(*, patient: Patient, now: datetime | None = None) -> str:
+def patient_link_issue(
+    *, patient: Patient, now: datetime | None = None, token: str | None = None
+) -> str:
     """A new secure link token for ``patient``; only its hash is stored.
 
     It lasts 30 days, or until two days after the patient's last booked visit if that is later,
-    so the link in a confirmation stays good until the visit it confirms.
+    so the link in a confirmation stays good until the visit it confirms. ``token`` stores a
+    token already sent whose row was lost (a transaction that did not commit).
     """
     now = now or timezone.now()
-    token = secrets.token_urlsafe(32)  # 256 bits
+    token = token or secrets.token_urlsafe(32)  # 256 bits
     last_visit = (
         Appointment.objects.active()
         .filter(patient=patient, start__gt=now)

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Collection, Iterable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from smtplib import SMTPException, SMTPRecipientsRefused
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -465,6 +467,24 @@ def daily_texts_reached(phone: str, *, now: datetime) -> bool:
     return sent + offers.count() >= settings.SMS_DAILY_CAP_PER_PHONE
 
 
+@dataclass(frozen=True)
+class _Accepted:
+    """A message the provider took: what its record needs, should the transaction that writes
+    it be lost."""
+
+    message_id: int
+    patient: Patient
+    link_token: str
+    recipient: str
+    provider_id: str
+
+
+# How long a worker keeps trying to record a message the provider took while the database is
+# away (a restart, a fail-over); at most half of OUTBOX_STALE_CLAIM_SECONDS, after which the
+# claim would be given back and the message sent again.
+RECORD_RETRY_SECONDS = 60.0
+
+
 def message_send(*, message_id: int, now: datetime | None = None) -> str:
     """Send one claimed message, or say why not. Returns the outcome recorded."""
     now = now or timezone.now()
@@ -475,58 +495,124 @@ def message_send(*, message_id: int, now: datetime | None = None) -> str:
     )
     if appointment_id is None:
         return "missing"
-    with transaction.atomic():
-        # The appointment first, as booking services lock it: a cancel or reschedule waits for
-        # this send to finish, or this send sees their result. Never both orders.
-        appointment = (
-            Appointment.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("location", "appointment_type", "patient")
-            .get(pk=appointment_id)
-        )
-        message = OutboundMessage.objects.select_for_update().get(pk=message_id)
-        if message.status != MessageStatus.SENDING:
-            return "not claimed"
-        refusal = _refusal(message, appointment, now=now)
-        if refusal is not None:
-            status, reason = refusal
-            return _finish(message, status, reason, now=now, outcome="skipped")
-        location = appointment.location
-        if message.channel == Channel.SMS and in_quiet_hours(
+    accepted: list[_Accepted] = []
+    try:
+        with transaction.atomic():
+            return _send_claimed(message_id, appointment_id, now=now, accepted=accepted)
+    except (OperationalError, InterfaceError):
+        if not accepted or connection.in_atomic_block:
+            raise
+        # The message is out, and the transaction recording it (its row, the attempt, the
+        # patient's new link) went with the connection.
+        return _record_accepted(accepted[0], now=now)
+
+
+def _send_claimed(
+    message_id: int, appointment_id: int, *, now: datetime, accepted: list[_Accepted]
+) -> str:
+    # The appointment first, as booking services lock it: a cancel or reschedule waits for this
+    # send to finish, or this send sees their result. Never both orders.
+    appointment = (
+        Appointment.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("location", "appointment_type", "patient")
+        .get(pk=appointment_id)
+    )
+    message = OutboundMessage.objects.select_for_update().get(pk=message_id)
+    if message.status != MessageStatus.SENDING:
+        return "not claimed"
+    refusal = _refusal(message, appointment, now=now)
+    if refusal is not None:
+        status, reason = refusal
+        return _finish(message, status, reason, now=now, outcome="skipped")
+    location = appointment.location
+    if message.channel == Channel.SMS and in_quiet_hours(
+        now, location.zone, location.quiet_hours_start, location.quiet_hours_end
+    ):
+        wake = quiet_hours_end(
             now, location.zone, location.quiet_hours_start, location.quiet_hours_end
-        ):
-            wake = quiet_hours_end(
-                now, location.zone, location.quiet_hours_start, location.quiet_hours_end
-            )
-            if message.kind not in CHANGE_KINDS and wake >= appointment.start:
-                return _finish(
-                    message,
-                    MessageStatus.SKIPPED,
-                    "only quiet hours were left before the visit",
-                    now=now,
-                    outcome="skipped",
-                )
-            message.due_at = wake
+        )
+        if message.kind not in CHANGE_KINDS and wake >= appointment.start:
             return _finish(
                 message,
-                MessageStatus.PENDING,
-                "held until quiet hours end",
+                MessageStatus.SKIPPED,
+                "only quiet hours were left before the visit",
                 now=now,
-                outcome="postponed",
+                outcome="skipped",
             )
-        message.attempts += 1
-        try:
-            recipient, provider_id = _deliver(message, appointment, now=now)
-        except TransientSendError as exc:
-            if message.attempts >= MAX_ATTEMPTS:
-                return _finish(message, MessageStatus.FAILED, str(exc), now=now, outcome="failed")
-            message.due_at = now + _backoff(message.attempts)
-            return _finish(message, MessageStatus.PENDING, str(exc), now=now, outcome="retry")
-        except PermanentSendError as exc:
+        message.due_at = wake
+        return _finish(
+            message,
+            MessageStatus.PENDING,
+            "held until quiet hours end",
+            now=now,
+            outcome="postponed",
+        )
+    message.attempts += 1
+    token = patient_link_issue(patient=appointment.patient, now=now)
+    try:
+        recipient, provider_id = _deliver(message, appointment, link_token=token, now=now)
+    except TransientSendError as exc:
+        if message.attempts >= MAX_ATTEMPTS:
             return _finish(message, MessageStatus.FAILED, str(exc), now=now, outcome="failed")
-        message.recipient = recipient
-        message.provider_id = provider_id
-        message.sent_at = now
-        return _finish(message, MessageStatus.SENT, "", now=now, outcome="sent")
+        message.due_at = now + _backoff(message.attempts)
+        return _finish(message, MessageStatus.PENDING, str(exc), now=now, outcome="retry")
+    except PermanentSendError as exc:
+        return _finish(message, MessageStatus.FAILED, str(exc), now=now, outcome="failed")
+    accepted.append(_Accepted(message_id, appointment.patient, token, recipient, provider_id))
+    message.recipient = recipient
+    message.provider_id = provider_id
+    message.sent_at = now
+    return _finish(message, MessageStatus.SENT, "", now=now, outcome="sent")
+
+
+def _record_accepted(sent: _Accepted, *, now: datetime) -> str:
+    """Record a message the provider took once the database answers again: so that it is in
+    the log, its link works, and the stale-claim recovery does not send it a second time.
+
+    The row is marked sent if it is still this worker's claim, or was cancelled meanwhile (it
+    went out before the cancel): a row a reschedule re-planned keeps its new plan, and the
+    attempt alone records this send. Past RECORD_RETRY_SECONDS the error is raised: the claim
+    then goes stale and the message is sent again, the one duplicate left possible.
+    """
+    deadline = time.monotonic() + min(RECORD_RETRY_SECONDS, settings.OUTBOX_STALE_CLAIM_SECONDS / 2)
+    pause = 0.5
+    while True:
+        connection.close()  # the broken one; the next query opens a new connection
+        try:
+            with transaction.atomic():
+                if DeliveryAttempt.objects.filter(
+                    message_id=sent.message_id, outcome="sent"
+                ).exists():
+                    return "sent"  # the commit went through after all; only its answer was lost
+                patient_link_issue(patient=sent.patient, now=now, token=sent.link_token)
+                OutboundMessage.objects.filter(
+                    pk=sent.message_id,
+                    status__in=[MessageStatus.SENDING, MessageStatus.CANCELLED],
+                ).update(
+                    status=MessageStatus.SENT,
+                    detail="",
+                    claimed_at=None,
+                    attempts=F("attempts") + 1,
+                    sent_at=now,
+                    recipient=sent.recipient,
+                    provider_id=sent.provider_id,
+                    updated_at=now,
+                )
+                DeliveryAttempt.objects.create(
+                    message_id=sent.message_id,
+                    at=now,
+                    outcome="sent",
+                    detail="recorded after the database came back",
+                )
+            logger.warning(
+                "message %s: sent, recorded after the database came back", sent.message_id
+            )
+            return "sent"
+        except (OperationalError, InterfaceError):
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(2 * pause, 5.0)
 
 
 # --- Rendering and channels ----------------------------------------------------------------------
@@ -551,9 +637,9 @@ def message_context(appointment: Appointment, *, link: str) -> dict[str, Any]:
 
 
 def _deliver(
-    message: OutboundMessage, appointment: Appointment, *, now: datetime
+    message: OutboundMessage, appointment: Appointment, *, link_token: str, now: datetime
 ) -> tuple[str, str]:
-    link = _link(patient_link_issue(patient=appointment.patient, now=now))
+    link = _link(link_token)
     context = message_context(appointment, link=link)
     template = f"notifications/messages/{message.kind}"
     if message.channel == Channel.SMS:

@@ -6,19 +6,25 @@ drives ``message_deliver_due`` over a pinned clock as beat would, a quarter of a
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from itertools import pairwise
 
 import pytest
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.test import Client
 from time_machine import TimeMachineFixture
 
 from booking.models import Appointment, Patient
-from booking.services import appointment_book, appointment_cancel, appointment_reschedule
-from notifications import sms
+from booking.services import (
+    appointment_book,
+    appointment_cancel,
+    appointment_reschedule,
+    patient_link_resolve,
+)
+from notifications import services, sms
 from notifications.models import (
     Channel,
     DeliveryAttempt,
@@ -172,6 +178,43 @@ def test_a_batch_still_queued_when_its_claim_goes_stale_is_sent_once(
     assert sorted(outcomes) == ["not claimed", "not claimed", "sent", "sent"]
     assert len(texts) == 1
     assert len(mailoutbox) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_whose_record_the_database_lost_is_recorded_once_it_is_back(
+    booked, monkeypatch, settings, time_machine: TimeMachineFixture, texts, mailoutbox
+):
+    # The provider takes the message, then the connection goes (a database restart) before the
+    # transaction recording it commits: the row, the attempt and the patient's link with it.
+    real_finish = services._finish
+    lost: list[int] = []
+
+    def finish_then_lose_the_connection(message, status, *args, **kwargs):
+        if status == MessageStatus.SENT and not lost:
+            lost.append(message.pk)
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_finish(message, status, *args, **kwargs)
+
+    monkeypatch.setattr(services, "_finish", finish_then_lose_the_connection)
+    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    batches: list[list[int]] = []
+    message_deliver_due(now=NOW, enqueue=batches.append)
+
+    outcomes = send_at(NOW)(batches[0])
+
+    assert outcomes == ["sent", "sent"]
+    (message,) = OutboundMessage.objects.filter(pk__in=lost)
+    assert (message.status, message.attempts, message.claimed_at) == (MessageStatus.SENT, 1, None)
+    assert sends(booked) == {(K.CONFIRMATION, EMAIL): 1, (K.CONFIRMATION, SMS): 1}
+    # The link in what went out works.
+    body = mailoutbox[0].body if message.channel == EMAIL else texts[0].body
+    (token,) = re.findall(r"/a/([A-Za-z0-9_-]+)/", body)
+    assert patient_link_resolve(token=token, now=NOW) == booked.patient
+    # Long after its claim would have gone stale, nothing is sent again.
+    later = NOW + timedelta(seconds=settings.OUTBOX_STALE_CLAIM_SECONDS + 60)
+    time_machine.move_to(later, tick=False)
+    assert message_deliver_due(now=later, enqueue=send_at(later)) == 0
+    assert (len(mailoutbox), len(texts)) == (1, 1)
 
 
 def test_replanning_rewrites_the_rows_it_has_instead_of_adding_more(booked, sweep: Sweep):
