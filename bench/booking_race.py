@@ -728,7 +728,7 @@ def _replay_worker(
                     if role == "instant":
                         bound[i] = params[i] + shift
                     elif role == "lock":
-                        # Keys end in 20 bits of day number (booking.services._lane_lock_keys).
+                        # Keys end in 20 bits of day number (booking.placement._lane_lock_keys).
                         bound[i] = [k + days for k in params[i]]
                     else:
                         bound[i] = values[role]

@@ -97,6 +97,7 @@ def build() -> None:
     from django.contrib.auth.models import Group, User
     from django.db import connection, transaction
 
+    from booking.access.roles import Role, sync_roles
     from booking.models import (
         Allocation,
         Appointment,
@@ -109,7 +110,6 @@ def build() -> None:
         StaffProfile,
         TreatmentPlan,
     )
-    from booking.staff import Role, sync_roles
     from scheduling.defaults import appointment_types_install_defaults
     from scheduling.models import Location, Resource, ResourceKind, StaffRole
 
@@ -295,8 +295,8 @@ def baseline_view() -> Any:
     from rest_framework import serializers
     from rest_framework.renderers import JSONRenderer
 
+    from booking.api.calendar import CalendarData
     from booking.calendar import COLUMN_KINDS
-    from booking.calendar_pages import CalendarData
     from booking.models import Allocation, Appointment, AppointmentStatus, Patient
     from scheduling.availability import from_minutes, local_day_bounds
     from scheduling.models import AppointmentType, Resource
@@ -385,6 +385,7 @@ def main() -> None:
     from django.db import connection
     from rest_framework.test import APIRequestFactory, force_authenticate
 
+    from booking.api.calendar import CalendarData
     from booking.calendar import (
         calendar_json,
         calendar_load,
@@ -392,7 +393,6 @@ def main() -> None:
         lanes_sql,
         visits_sql,
     )
-    from booking.calendar_pages import CalendarData
     from scheduling.models import Location
 
     info = machine_info()

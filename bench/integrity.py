@@ -175,7 +175,7 @@ def check_reminders(*, now: datetime, location_slug: str | None) -> dict[str, An
     nothing but their cancellation notice left to send."""
     from booking.models import Appointment, AppointmentEvent, AppointmentStatus
     from notifications.models import MessageKind, MessageStatus, OutboundMessage, ReminderRule
-    from notifications.services import patient_channels, reminder_rows
+    from notifications.outbox import patient_channels, reminder_rows
 
     visits = Appointment.objects.select_related("location", "appointment_type", "patient")
     if location_slug:

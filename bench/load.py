@@ -125,8 +125,8 @@ def seed() -> None:
     from django.contrib.auth.models import Group, User
     from django.db import transaction
 
+    from booking.access.roles import Role
     from booking.models import StaffProfile
-    from booking.staff import Role
     from scheduling.models import (
         AppointmentKind,
         AppointmentType,

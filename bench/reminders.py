@@ -144,7 +144,7 @@ def _build() -> int:
     from booking.models import Appointment, AppointmentStatus, Patient
     from notifications.defaults import reminder_rules_install_defaults
     from notifications.models import MessageKind, ReminderRule
-    from notifications.services import reminder_rules_replan
+    from notifications.replan import reminder_rules_replan
     from scheduling.models import AppointmentKind, AppointmentType, Location
 
     with transaction.atomic():
@@ -362,7 +362,7 @@ def _toggle_evening(type_id: int) -> clock:
 
 def generate(type_id: int, runs: int) -> dict[str, Any]:
     from notifications.models import MessageKind
-    from notifications.services import reminder_rules_replan
+    from notifications.replan import reminder_rules_replan
 
     times: list[float] = []
     for _ in range(runs):
@@ -475,7 +475,7 @@ def _release(claimed_at: datetime) -> int:
 
 
 def claim(rounds: int, batch_size: int) -> dict[str, Any]:
-    from notifications.services import messages_claim
+    from notifications.delivery import messages_claim
 
     now = _due_at_rank(CLAIM_SET)
     rates: list[float] = []
@@ -539,7 +539,7 @@ def enqueue(sample: int) -> dict[str, Any]:
 
     from django.conf import settings
 
-    from notifications.services import batch_publisher, message_deliver_due
+    from notifications.delivery import batch_publisher, message_deliver_due
     from notifications.tasks import send_messages
 
     app = _use_broker(REDIS_URL)

@@ -215,9 +215,9 @@ def build(rng: random.Random) -> tuple[Any, dict[str, float]]:
 
     from django.contrib.auth.models import Permission, User
 
+    from booking.defaults import protocols_install_defaults
+    from booking.eligibility import CONTRAINDICATIONS, eligibility_decide
     from booking.models import Allocation, Appointment, DecisionOutcome, Patient, TreatmentPlan
-    from booking.plans import CONTRAINDICATIONS, eligibility_decide
-    from booking.protocol_defaults import protocols_install_defaults
     from scheduling.availability import Placement, from_minutes
     from scheduling.defaults import appointment_types_install_defaults
     from scheduling.models import Location, Resource, ResourceKind, StaffRole, WorkingHours
@@ -442,8 +442,8 @@ def main() -> None:
 
     from django.db import transaction
 
-    from booking.plans import plan_in_force
-    from booking.series import SeriesPreferences, series_propose
+    from booking.eligibility import plan_in_force
+    from booking.series.services import SeriesPreferences, series_propose
 
     info = machine_info()
     print("machine:", ", ".join(f"{k}={v}" for k, v in info.items()))
@@ -476,7 +476,7 @@ def main() -> None:
             proposal = propose(preferences)
             samples.append((time.perf_counter_ns() - started_ns) / 1e6)
         # The approval check on its own, and the proposal with the check's answer given in
-        # advance: how the time divides between booking.plans and the search.
+        # advance: how the time divides between booking.eligibility and the search.
         gate: list[float] = []
         for _ in range(max(args.iterations // 4, 5)):
             started_ns = time.perf_counter_ns()
@@ -485,7 +485,7 @@ def main() -> None:
             )
             gate.append((time.perf_counter_ns() - started_ns) / 1e6)
         ungated: list[float] = []
-        with mock.patch("booking.series.plan_in_force", return_value=in_force):
+        with mock.patch("booking.series.services.plan_in_force", return_value=in_force):
             for _ in range(args.iterations):
                 started_ns = time.perf_counter_ns()
                 propose(preferences)
@@ -535,7 +535,7 @@ def main() -> None:
         f"n={len(samples)} (target <= {TARGET_P50_MS:.0f} ms)"
     )
     print(
-        f"  the approval check alone (booking.plans.plan_in_force): p50 "
+        f"  the approval check alone (booking.eligibility.plan_in_force): p50 "
         f"{percentile(gate, 50):.2f} ms, n={len(gate)}"
     )
     search_p50 = percentile(ungated, 50)

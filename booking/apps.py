@@ -7,9 +7,9 @@ class BookingConfig(AppConfig):
     verbose_name = "Booking"
 
     def ready(self) -> None:
+        from booking.access.roles import sync_roles
         from booking.history import record_change
         from booking.signals import appointment_changed
-        from booking.staff import sync_roles
         from booking.waitlist import on_appointment_changed as offer_freed_slots
 
         # After every app's permissions exist (they too are made on post_migrate).

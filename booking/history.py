@@ -1,5 +1,5 @@
 """An appointment's history: every change the booking services announce becomes an event line
-(the desk's own steps write theirs in ``booking.desk``)."""
+(the desk's own steps write theirs in ``booking.checkin``)."""
 
 from __future__ import annotations
 

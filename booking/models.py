@@ -162,7 +162,7 @@ class Appointment(models.Model):
     escort_phone = models.CharField(max_length=32, blank=True)
     escort_updated_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
-    # The pre-visit checklist and the visit's progress at the desk (see booking.desk).
+    # The pre-visit checklist and the visit's progress at the desk (see booking.checkin).
     fasting_acknowledged_at = models.DateTimeField(null=True, blank=True)
     medications_reviewed_at = models.DateTimeField(null=True, blank=True)
     medications_reviewed_by = models.ForeignKey(
@@ -225,6 +225,20 @@ class Appointment(models.Model):
         """The last moment the patient may move or cancel the visit themselves (the location's
         late-change cutoff); after it only the front desk can."""
         return self.start - timedelta(hours=self.location.late_cancel_hours)
+
+    @property
+    def series_label(self) -> str:
+        """``Session 2 of 6`` for a session of a series (``series_size`` annotated), else ``""``."""
+        if self.series_id is None or self.series_index is None:
+            return ""
+        size = getattr(self, "series_size", None) or 0
+        return f"Session {self.series_index} of {max(size, self.series_index)}"
+
+    def is_late(self, now: datetime) -> bool:
+        """Past the location's late threshold without having arrived: the board prompts no-show."""
+        return self.status in CHANGEABLE_STATUSES and now > self.start + timedelta(
+            minutes=self.location.no_show_after_minutes
+        )
 
 
 class Allocation(models.Model):
@@ -428,6 +442,12 @@ class EligibilityDecision(models.Model):
         return f"{self.get_outcome_display()} ({self.decided_at:%Y-%m-%d})"
 
 
+class PlanStatus(models.TextChoices):
+    IN_FORCE = "in_force", "In force"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
 class TreatmentPlan(models.Model):
     """What an approval authorises: a protocol, how many sessions, until when."""
 
@@ -447,6 +467,16 @@ class TreatmentPlan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.protocol} for {self.patient}"
+
+    def status(self, *, now: datetime) -> str:
+        """In force, expired or revoked, on the clinic's calendar: an approval "valid until the
+        30th" in New York still holds at 21:00 there on the 30th (whatever the date in UTC)."""
+        if self.revoked_at is not None:
+            return PlanStatus.REVOKED
+        zone = self.protocol.appointment_type.location.zone
+        if self.valid_until < now.astimezone(zone).date():
+            return PlanStatus.EXPIRED
+        return PlanStatus.IN_FORCE
 
 
 class SeriesStatus(models.TextChoices):
@@ -490,7 +520,8 @@ class ScheduleOverride(models.Model):
 
 class StaffProfile(models.Model):
     """A staff account's place in the clinic: the locations it works at, and so the only
-    locations whose patients and calendars it can see. Its role is its group (booking.staff)."""
+    locations whose patients and calendars it can see. Its role is its group
+    (booking.access.roles)."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile"

@@ -9,12 +9,6 @@ it.
 ``patient_link_requested`` is sent, inside a transaction, with ``patient`` when somebody asked
 for a new secure link and a patient matched: notifications sends it to the address on record.
 
-``visit_messages_requested`` is sent by staff pages with ``appointment_ids`` (a list) to learn
-what was or will be sent to those patients. Each receiver returns ``{appointment_id: [message,
-...]}``, a message being a dict with ``kind``, ``kind_label``, ``channel``, ``channel_label``,
-``status``, ``status_label``, ``due_at``, ``sent_at`` and ``detail``; booking merges the answers
-(:func:`booking.board_pages.visit_messages`). Receivers answer with one query for all the ids.
-
 ``waitlist_offer_made`` is sent, inside the offer's transaction, with ``offer`` (a
 ``WaitlistOffer``) and ``token`` (the raw token of its link, which exists nowhere else: only its
 hash is stored) when a freed slot is offered to a waiting patient (``booking.waitlist``):
@@ -28,4 +22,3 @@ CHANGES = ("booked", "rescheduled", "cancelled", "confirmed", "on_hold", "resume
 appointment_changed = Signal()
 patient_link_requested = Signal()
 waitlist_offer_made = Signal()
-visit_messages_requested = Signal()

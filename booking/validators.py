@@ -8,6 +8,11 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+# Dates outside this span are refused rather than searched: nothing is bookable there, and
+# the bound keeps date arithmetic far from datetime's limits.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+
 
 def normalize_phone(value: str) -> str:
     """The number in E.164 (``+12125550123``), or ValidationError for anything not a mobile-

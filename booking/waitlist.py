@@ -27,7 +27,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from booking.eligibility import local_today, plan_in_force
 from booking.errors import BookingError, InvalidTransition, PatientBusy, PolicyViolation, SlotTaken
+from booking.links import hash_token
 from booking.models import (
     ACTIVE_STATUSES,
     Allocation,
@@ -40,15 +42,8 @@ from booking.models import (
     WaitlistOffer,
     WaitlistStatus,
 )
-from booking.plans import _local_today, plan_in_force
-from booking.services import (
-    appointment_book,
-    check_policy,
-    hash_token,
-    lock_patient_and_check,
-    visit_occupy,
-    with_retries,
-)
+from booking.placement import check_policy, lock_patient_and_check, visit_occupy, with_retries
+from booking.services import appointment_book
 from booking.signals import waitlist_offer_made
 from scheduling.clock import quiet_hours_end
 from scheduling.models import AppointmentType, Location
@@ -112,7 +107,7 @@ def waitlist_add(
         raise PolicyViolation(
             "This appointment type is not offered at that location.", field="appointment_type"
         )
-    today = _local_today(location, now)
+    today = local_today(location, now)
     if earliest_date > latest_date:
         raise BookingError("The first day must not be after the last day.", field="latest_date")
     if earliest_date < today:

@@ -196,7 +196,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "deliver-due-messages": {"task": "notifications.tasks.deliver_due", "schedule": 60.0},
     "expire-waitlist-offers": {
-        "task": "notifications.tasks.expire_waitlist_offers",
+        "task": "booking.tasks.expire_waitlist_offers",
         "schedule": 60.0,
     },
 }
@@ -220,6 +220,10 @@ if not PUBLIC_BASE_URL.startswith(("http://", "https://")):
     raise ImproperlyConfiguredError("PUBLIC_BASE_URL must start with http:// or https://")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="appointments@chairside.invalid")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# What was or will be sent about some visits, for the staff pages: booking calls this one
+# function (it never imports notifications, which keeps the messages).
+VISIT_MESSAGES = "notifications.visit_messages.visit_messages"
 
 # --- Text messages ------------------------------------------------------------------------
 SMS_BACKEND = env.str("SMS_BACKEND", default="notifications.sms.FileBackend")

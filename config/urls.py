@@ -8,10 +8,8 @@ from notifications.webhooks import sms_webhook
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
-    path("api/v1/", include("booking.urls")),
-    path("book/", include("booking.urls_book")),
-    path("a/", include("booking.urls_link")),
-    path("w/", include("booking.urls_waitlist")),
+    path("api/v1/", include("booking.api.urls")),
+    path("", include("booking.portal.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: the pages' CSP runs no inline
     # script. Its template takes the page's few styles from a file too.
@@ -22,7 +20,7 @@ urlpatterns = [
     ),
     path("webhooks/sms/<slug:provider>/", sms_webhook, name="sms-webhook"),
     path("staff/messages/", message_log, name="staff-messages"),
-    path("staff/", include("booking.urls_staff")),
+    path("staff/", include("booking.desk.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -5,7 +5,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from notifications.models import InboundMessage, OutboundMessage, ReminderRule
-from notifications.services import reminder_rules_replan
+from notifications.replan import reminder_rules_replan
 
 
 @admin.register(ReminderRule)

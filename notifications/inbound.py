@@ -17,8 +17,8 @@ from django.utils import timezone
 from booking.errors import BookingError
 from booking.models import Appointment, AppointmentStatus, Patient
 from booking.services import appointment_confirm
-from booking.templatetags.clinic_time import clinic_datetime
 from notifications.models import InboundMessage, InboundStatus, PhoneOptOut
+from scheduling.clock import clinic_datetime
 from scheduling.models import Location
 
 STOP_WORDS = frozenset(

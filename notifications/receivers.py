@@ -18,7 +18,7 @@ from django.dispatch import receiver
 from booking.models import Appointment, Patient
 from booking.signals import appointment_changed, patient_link_requested
 from notifications.defaults import reminder_rules_install_defaults
-from notifications.services import appointment_messages_plan
+from notifications.outbox import appointment_messages_plan
 from notifications.tasks import deliver_due, send_link_email
 from scheduling.models import AppointmentType
 

@@ -2,7 +2,7 @@
 
 Two paths with one result. On PostgreSQL (:func:`replan_sql`) the plan is set-based: for every
 (visit, rule, channel) one statement computes exactly what the Python planner
-(``notifications.services.reminder_rows`` and ``notifications.planning``) would write, merges it
+(``notifications.outbox.reminder_rows`` and ``notifications.planning``) would write, merges it
 with the rows already there in (visit, kind, channel) order and keeps only the difference, which
 a second statement writes: new rows inserted, changed rows updated, pending rows no rule plans
 any more cancelled. Rows equal to their plan are not touched, so a rule change rewrites the rows
@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from django.db.models import Case, Value, When
+from django.utils import timezone
 
 from booking.models import ACTIVE_STATUSES, Appointment, AppointmentStatus
 from notifications.models import (
@@ -37,14 +38,14 @@ from notifications.models import (
     OutboundMessage,
     ReminderRule,
 )
-from notifications.planning import FASTING_NOTICE, QUIET_MARGIN
-from notifications.services import (
+from notifications.outbox import (
     CATCH_UP_KINDS,
     outbox_upsert,
     patient_channels,
     reminder_rows,
     rules_in_force,
 )
+from notifications.planning import FASTING_NOTICE, QUIET_MARGIN
 from scheduling.models import AppointmentType
 
 # Exactly the wording of the Python planner, so both paths leave the same rows.
@@ -489,3 +490,29 @@ def replan_python(
             replan(batch)
             count += len(batch)
     return count
+
+
+def reminder_rules_replan(
+    *,
+    appointment_type_id: int,
+    kinds: Collection[str] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Re-plan the reminders of every future visit of one type after its rules changed.
+
+    Returns how many appointments were re-planned. Each is planned as if just booked, so the
+    result is exactly what a booking now would get, except that rows already sent (or being
+    sent) for the visit's current version stay as they are, a visit the patient has confirmed
+    keeps its request-to-confirm rows as they are, and a pending reminder no rule plans any
+    more (rule removed, channel switched off) is cancelled. On PostgreSQL one set-based
+    statement does it; elsewhere the visits are planned in Python, in batches, with the same
+    result (:mod:`notifications.replan`).
+
+    ``kinds`` limits the re-plan to the reminders of those kinds, for a change to their rules
+    only: a rule's timing and channels decide its own kind's rows and no other's (the type's
+    fasting time, its quiet hours or a patient's channels are not rules: re-plan every kind).
+    """
+
+    now = now or timezone.now()
+    replan = replan_sql if connection.vendor == "postgresql" else replan_python
+    return replan(appointment_type_id=appointment_type_id, now=now, kinds=kinds)

@@ -6,8 +6,12 @@ from smtplib import SMTPException
 
 from celery import shared_task
 
-from booking.waitlist import offers_expire
-from notifications.services import link_email_send, message_deliver_due, message_send
+from notifications.delivery import (
+    SEND_MESSAGES_TASK,
+    link_email_send,
+    message_deliver_due,
+    message_send,
+)
 
 
 @shared_task(ignore_result=True)
@@ -15,7 +19,9 @@ def deliver_due() -> int:
     return message_deliver_due()
 
 
-@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    name=SEND_MESSAGES_TASK, ignore_result=True, acks_late=True, reject_on_worker_lost=True
+)
 def send_messages(message_ids: list[int]) -> None:
     # Redelivered after a worker dies mid-batch: rows already sent are no longer "sending"
     # and are passed over, so nothing is sent twice.
@@ -33,10 +39,3 @@ def send_messages(message_ids: list[int]) -> None:
 )
 def send_link_email(patient_id: int) -> None:
     link_email_send(patient_id=patient_id)
-
-
-@shared_task(ignore_result=True)
-def expire_waitlist_offers() -> int:
-    # Beat runs it every minute: an expired hold goes back to the lanes and the slot to the
-    # next patient in line (booking.waitlist).
-    return offers_expire()

@@ -16,8 +16,11 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from booking.access.audit import audit
+from booking.access.decorators import staff_required
+from booking.access.roles import VIEW
+from booking.access.scoping import appointments_for, location_ids
 from booking.models import Appointment, AuditAction, WaitlistOffer
-from booking.staff import VIEW, appointments_for, audit, location_ids, staff_required
 from notifications.models import (
     DeliveryAttempt,
     InboundMessage,

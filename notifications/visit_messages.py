@@ -1,5 +1,5 @@
-"""Answers booking's ``visit_messages_requested``: the messages of some visits, for the staff
-pages, in one query whatever the number of visits."""
+"""The messages of some visits, for the staff pages (booking's ``VISIT_MESSAGES`` setting names
+:func:`visit_messages`), in one query whatever the number of visits."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from typing import Any
 from notifications.models import OutboundMessage
 
 
-def answer_visit_messages(
-    sender: Any, *, appointment_ids: list[int], **kwargs: Any
-) -> dict[int, list[dict[str, Any]]]:
+def visit_messages(appointment_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     found: dict[int, list[dict[str, Any]]] = defaultdict(list)
     if not appointment_ids:
         return {}

@@ -26,8 +26,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from booking.models import OfferStatus, WaitlistOffer
+from notifications.delivery import daily_texts_reached
 from notifications.models import Channel, PhoneOptOut
-from notifications.services import daily_texts_reached, patient_channels, send_email
+from notifications.outbox import patient_channels
+from notifications.rendering import send_email
 from notifications.sms import SendError, get_backend
 from scheduling.clock import in_quiet_hours
 

@@ -1,4 +1,5 @@
-"""A clinic's local clock: wall-clock instants and its quiet hours, as pure functions.
+"""A clinic's local clock: wall-clock instants, its quiet hours, and times written as patients read
+them, as pure functions.
 
 Both the reminders (a text never goes out in quiet hours) and the waitlist (a hold does not run
 out while the patient may not be contacted) read a location's quiet hours through these.
@@ -47,3 +48,33 @@ def quiet_hours_end(
     """The first instant after ``moment`` outside quiet hours (``moment`` itself if it is)."""
     period = quiet_period(moment, zone, quiet_start, quiet_end)
     return moment if period is None else period[1]
+
+
+# --- Times as patients read them: the clinic's wall clock, with its zone abbreviation -----------
+
+
+def clinic_local(moment: datetime, zone_name: str) -> datetime:
+    return moment.astimezone(ZoneInfo(zone_name))
+
+
+def clinic_time(moment: datetime | None, zone_name: str) -> str:
+    """``9:00 AM EST``"""
+    if moment is None:
+        return ""
+    local = clinic_local(moment, zone_name)
+    return f"{local:%I:%M %p} {local.tzname()}".lstrip("0")
+
+
+def clinic_date(moment: datetime | None, zone_name: str) -> str:
+    """``Monday 30 November 2026``"""
+    if moment is None:
+        return ""
+    local = clinic_local(moment, zone_name)
+    return f"{local:%A} {local.day} {local:%B %Y}"
+
+
+def clinic_datetime(moment: datetime | None, zone_name: str) -> str:
+    """``Monday 30 November 2026 at 9:00 AM EST``"""
+    if moment is None:
+        return ""
+    return f"{clinic_date(moment, zone_name)} at {clinic_time(moment, zone_name)}"

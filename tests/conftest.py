@@ -11,9 +11,9 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 
+from booking.defaults import protocols_install_defaults
+from booking.eligibility import CONTRAINDICATIONS, eligibility_decide
 from booking.models import Appointment, DecisionOutcome, Patient
-from booking.plans import CONTRAINDICATIONS, eligibility_decide
-from booking.protocol_defaults import protocols_install_defaults
 from booking.signals import appointment_changed
 from scheduling.defaults import appointment_types_install_defaults
 from scheduling.models import (

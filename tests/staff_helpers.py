@@ -1,7 +1,5 @@
 """Staff accounts for tests: a user in a role's group, bound to locations, and a client signed in
 as them. Import these from any test module::
-
-    from tests.staff_helpers import client_for, staff_user
 """
 
 from __future__ import annotations
@@ -11,8 +9,8 @@ import itertools
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
+from booking.access.roles import sync_roles
 from booking.models import StaffProfile
-from booking.staff import sync_roles
 from scheduling.models import Location
 
 _serial = itertools.count(1)
@@ -22,7 +20,7 @@ PASSWORD = "correct horse battery staple"
 
 
 def staff_user(role: str, *locations: Location, username: str | None = None) -> User:
-    """A staff member in ``role`` (a ``booking.staff.Role`` name) working at ``locations``."""
+    """A staff member in ``role`` (a ``booking.access.roles.Role`` name) at ``locations``."""
     group = Group.objects.filter(name=role).first()
     if group is None:
         # A flushed database (transactional tests) loses the groups post_migrate made.

@@ -148,7 +148,7 @@ def test_a_default_infusion_keeps_its_chair_ten_minutes_after_the_visit(
     make_resource(location, ResourceKind.CHAIR)
     make_resource(location, ResourceKind.STAFF, role=StaffRole.NURSE, capacity=3)
     make_resource(location, ResourceKind.STAFF, role=StaffRole.PRESCRIBER)
-    # The approval gate has its own tests (tests/booking/test_plans.py); this is about lanes.
+    # The approval gate has its own tests (tests/booking/test_eligibility.py); this is about lanes.
     AppointmentType.objects.filter(location=location, slug="iv-mood").update(needs_approval=False)
     infusion = AppointmentType.objects.get(location=location, slug="iv-mood")
     appointment_book(

@@ -15,6 +15,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from booking.access.roles import Role
 from booking.calendar import HELD_TITLE, calendar_json, calendar_load, zone_offsets
 from booking.models import (
     Allocation,
@@ -26,7 +27,6 @@ from booking.models import (
     TreatmentPlan,
 )
 from booking.services import appointment_book
-from booking.staff import Role
 from scheduling.availability import local_day_bounds
 from scheduling.models import AppointmentType, Location, Resource, ResourceKind
 from tests.staff_helpers import client_for, staff_user

@@ -17,7 +17,7 @@ import pytest
 import time_machine
 from django.db import connection
 
-from booking import services
+from booking import placement
 from booking.errors import BookingError
 from booking.models import Allocation, Appointment, Patient
 from booking.services import appointment_book
@@ -73,14 +73,14 @@ def together(
 def slow_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hold every booking for a moment between its availability check and its write, so that
     concurrent bookings all pass the check before any of them writes."""
-    real = services.allocate
+    real = placement.allocate
 
     def slow(problem: Problem, start: int) -> list[Placement] | None:
         placements = real(problem, start)
         time.sleep(0.05)
         return placements
 
-    monkeypatch.setattr(services, "allocate", slow)
+    monkeypatch.setattr(placement, "allocate", slow)
 
 
 LANE_GUARD = (

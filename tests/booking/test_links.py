@@ -13,13 +13,9 @@ import pytest
 import time_machine
 from django.core import mail
 
+from booking.links import patient_link_issue, patient_link_request, patient_link_resolve
 from booking.models import Patient, PatientLink
-from booking.services import (
-    appointment_book,
-    patient_link_issue,
-    patient_link_request,
-    patient_link_resolve,
-)
+from booking.services import appointment_book
 from config.celery import app as celery_app
 
 NOW = datetime.fromisoformat("2026-10-05T12:00:00+00:00")  # 08:00 in New York

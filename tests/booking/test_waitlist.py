@@ -41,7 +41,7 @@ from booking.waitlist import (
 from config.celery import app as celery_app
 from notifications.models import OutboundMessage
 from scheduling.models import AppointmentType
-from tests.api.test_bookings import new_booking
+from tests.booking.api.test_public_bookings import new_booking
 
 NOW = datetime.fromisoformat("2026-06-01T12:00:00+00:00")  # Monday, 08:00 in New York
 TEN = datetime.fromisoformat("2026-06-03T10:00:00-04:00")

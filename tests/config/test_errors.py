@@ -27,8 +27,8 @@ def broken(*args: object, **kwargs: object) -> None:
 @pytest.mark.parametrize(
     ("path", "target"),
     [
-        ("/api/v1/locations/", "booking.api.LocationList.get_queryset"),
-        ("/book/", "booking.pages._locations"),
+        ("/api/v1/locations/", "booking.api.public.LocationList.get_queryset"),
+        ("/book/", "booking.portal.book._locations"),
     ],
 )
 def test_a_database_that_is_away_is_a_503_to_retry(
@@ -50,7 +50,7 @@ def test_a_database_that_is_away_is_a_503_to_retry(
 
 
 def test_any_other_unhandled_error_is_a_bare_500(db, client_seeing_errors, monkeypatch) -> None:
-    monkeypatch.setattr("booking.api.LocationList.get_queryset", broken)
+    monkeypatch.setattr("booking.api.public.LocationList.get_queryset", broken)
 
     response = client_seeing_errors.get("/api/v1/locations/")
 

@@ -14,8 +14,8 @@ from django.conf import settings
 from django.test import Client
 from django.test.utils import override_settings
 
-from booking.services import patient_link_issue
-from booking.staff import Role
+from booking.access.roles import Role
+from booking.links import patient_link_issue
 from scheduling.models import AppointmentType
 from tests.staff_helpers import client_for, staff_user
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from playwright.sync_api import Page, expect
 
-from booking import desk
+from booking import checkin
+from booking.access.roles import Role
 from booking.models import Appointment, AppointmentStatus
 from booking.services import appointment_book, appointment_escort_update
-from booking.staff import Role
 from scheduling.models import AppointmentType
 from tests.staff_helpers import PASSWORD, staff_user
 
@@ -52,7 +52,7 @@ def test_the_desk_checks_in_and_a_nurse_discharges(
     appointment_escort_update(
         appointment=visit, name="Sam Escort", phone="+12125550177", now=BOOKED_AT
     )
-    desk.checklist_record(appointment=visit, item="medications", by=nurse)
+    checkin.appointment_checklist_record(appointment=visit, item="medications", by=nurse)
 
     page = new_page()
     sign_in(page, live_server, "desk")

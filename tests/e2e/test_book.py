@@ -9,7 +9,7 @@ import pytest
 from django.core import mail
 from playwright.sync_api import Page, expect
 
-from booking.intake_defaults import intake_options_install_defaults
+from booking.defaults import intake_options_install_defaults
 from booking.models import SMS_CONSENT_VERSION, SMS_CONSENT_WORDINGS, Appointment
 from scheduling.models import Location
 

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import ConsoleMessage, Locator, Page, expect
 
+from booking.access.roles import Role
 from booking.models import Appointment, Patient
 from booking.services import appointment_book
-from booking.staff import Role
 from scheduling.models import AppointmentType, Location
 from tests.staff_helpers import PASSWORD, staff_user
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
+from booking.access.roles import Role
 from booking.services import appointment_book
-from booking.staff import Role
 from scheduling.models import AppointmentType
 from tests.staff_helpers import PASSWORD, staff_user
 

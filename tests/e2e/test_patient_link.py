@@ -9,8 +9,9 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import Page, expect
 
+from booking.links import patient_link_issue
 from booking.models import Appointment, AppointmentStatus
-from booking.services import appointment_book, patient_link_issue
+from booking.services import appointment_book
 from scheduling.models import AppointmentType
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,10 +10,10 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from playwright.sync_api import Page, expect
 
+from booking.defaults import protocols_install_defaults
+from booking.eligibility import CONTRAINDICATIONS, eligibility_decide
+from booking.links import patient_link_issue
 from booking.models import AppointmentStatus, DecisionOutcome, Series
-from booking.plans import CONTRAINDICATIONS, eligibility_decide
-from booking.protocol_defaults import protocols_install_defaults
-from booking.services import patient_link_issue
 from scheduling.models import Location
 
 pytestmark = pytest.mark.django_db(transaction=True)

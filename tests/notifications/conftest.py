@@ -13,8 +13,8 @@ from time_machine import TimeMachineFixture
 
 from config.celery import app as celery_app
 from notifications import sms
+from notifications.delivery import message_deliver_due, message_send
 from notifications.models import DeliveryAttempt, MessageStatus, OutboundMessage
-from notifications.services import message_deliver_due, message_send
 
 
 @pytest.fixture

@@ -18,13 +18,9 @@ from django.core import mail
 from django.db import transaction
 
 from booking.errors import SlotTaken
+from booking.links import patient_link_request
 from booking.models import Appointment, Patient
-from booking.services import (
-    appointment_book,
-    appointment_cancel,
-    appointment_reschedule,
-    patient_link_request,
-)
+from booking.services import appointment_book, appointment_cancel, appointment_reschedule
 from scheduling.defaults import DEFAULT_TYPES
 from scheduling.models import AppointmentType, Location
 

@@ -23,6 +23,7 @@ from twilio.request_validator import RequestValidator
 from booking.models import Appointment, AppointmentStatus, Patient
 from booking.services import appointment_book
 from notifications import sms
+from notifications.delivery import message_deliver_due, message_send
 from notifications.models import (
     Channel,
     InboundMessage,
@@ -32,7 +33,6 @@ from notifications.models import (
     OutboundMessage,
     PhoneOptOut,
 )
-from notifications.services import message_deliver_due, message_send
 from scheduling.models import AppointmentType, Location, ResourceKind
 
 NEW_YORK = ZoneInfo("America/New_York")

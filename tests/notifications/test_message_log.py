@@ -15,17 +15,12 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from booking.access.roles import Role
 from booking.models import Appointment, AuditEvent, Patient
 from booking.services import appointment_book, appointment_cancel, appointment_escort_update
-from booking.staff import Role
 from notifications import sms, views
-from notifications.models import (
-    Channel,
-    MessageKind,
-    MessageStatus,
-    OutboundMessage,
-)
-from notifications.services import message_deliver_due, message_send
+from notifications.delivery import message_deliver_due, message_send
+from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage
 from notifications.sms import BaseBackend, PermanentSendError, TransientSendError
 from scheduling.models import AppointmentType, Location
 from tests.staff_helpers import client_for, staff_user

@@ -26,13 +26,8 @@ from time_machine import TimeMachineFixture
 from booking.models import Appointment, Patient
 from booking.services import appointment_book, appointment_cancel
 from notifications import sms
-from notifications.models import (
-    Channel,
-    MessageKind,
-    MessageStatus,
-    OutboundMessage,
-)
-from notifications.services import message_deliver_due
+from notifications.delivery import message_deliver_due
+from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage
 from notifications.sms import TransientSendError
 from scheduling.models import AppointmentType
 from tests.notifications.conftest import Sweep, assert_sent_once_each, send_at
@@ -380,7 +375,7 @@ from datetime import datetime
 from django.conf import settings
 
 from notifications import sms
-from notifications.services import message_deliver_due, message_send
+from notifications.delivery import message_deliver_due, message_send
 
 now = datetime.fromisoformat(sys.argv[1])
 sends_before_stall = int(sys.argv[2])

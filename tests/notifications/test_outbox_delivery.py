@@ -17,14 +17,11 @@ from django.db import OperationalError, transaction
 from django.test import Client
 from time_machine import TimeMachineFixture
 
+from booking.links import patient_link_resolve
 from booking.models import Appointment, Patient
-from booking.services import (
-    appointment_book,
-    appointment_cancel,
-    appointment_reschedule,
-    patient_link_resolve,
-)
-from notifications import services, sms
+from booking.services import appointment_book, appointment_cancel, appointment_reschedule
+from notifications import delivery, sms
+from notifications.delivery import MAX_ATTEMPTS, message_deliver_due, message_send
 from notifications.models import (
     Channel,
     DeliveryAttempt,
@@ -32,7 +29,6 @@ from notifications.models import (
     MessageStatus,
     OutboundMessage,
 )
-from notifications.services import MAX_ATTEMPTS, message_deliver_due, message_send
 from notifications.sms import PermanentSendError, SendError, TransientSendError
 from scheduling.models import AppointmentType
 from tests.notifications.conftest import Sweep, send_at
@@ -186,7 +182,7 @@ def test_a_send_whose_record_the_database_lost_is_recorded_once_it_is_back(
 ):
     # The provider takes the message, then the connection goes (a database restart) before the
     # transaction recording it commits: the row, the attempt and the patient's link with it.
-    real_finish = services._finish
+    real_finish = delivery._finish
     lost: list[int] = []
 
     def finish_then_lose_the_connection(message, status, *args, **kwargs):
@@ -195,8 +191,8 @@ def test_a_send_whose_record_the_database_lost_is_recorded_once_it_is_back(
             raise OperationalError("server closed the connection unexpectedly")
         return real_finish(message, status, *args, **kwargs)
 
-    monkeypatch.setattr(services, "_finish", finish_then_lose_the_connection)
-    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(delivery, "_finish", finish_then_lose_the_connection)
+    monkeypatch.setattr(delivery.time, "sleep", lambda seconds: None)
     batches: list[list[int]] = []
     message_deliver_due(now=NOW, enqueue=batches.append)
 

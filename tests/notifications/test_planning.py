@@ -20,6 +20,7 @@ from booking.models import Appointment, Patient
 from booking.preparation import appointment_preparation
 from booking.services import appointment_book
 from notifications import sms
+from notifications.delivery import message_deliver_due, message_send
 from notifications.models import (
     Channel,
     DeliveryAttempt,
@@ -35,7 +36,6 @@ from notifications.planning import (
     before_quiet_hours,
     reminder_due,
 )
-from notifications.services import message_deliver_due, message_send
 from scheduling.clock import in_quiet_hours, quiet_hours_end, wall_clock
 from scheduling.models import AppointmentType, ResourceKind
 

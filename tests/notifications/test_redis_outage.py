@@ -35,8 +35,8 @@ from time_machine import TimeMachineFixture
 from booking.models import Appointment, Patient
 from booking.services import appointment_book
 from config.celery import app as celery_app
+from notifications.delivery import message_deliver_due
 from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage
-from notifications.services import message_deliver_due
 from tests.notifications.conftest import assert_sent_once_each, celery_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -37,8 +37,7 @@ from notifications.models import (
     OutboundMessage,
     ReminderRule,
 )
-from notifications.replan import replan_python, replan_sql
-from notifications.services import reminder_rules_replan
+from notifications.replan import reminder_rules_replan, replan_python, replan_sql
 from scheduling.models import AppointmentType, Location, ResourceKind
 
 pytestmark = pytest.mark.postgres

@@ -14,14 +14,9 @@ from booking.models import Appointment, Patient
 from booking.services import appointment_book, appointment_cancel, appointment_confirm
 from notifications import sms
 from notifications.defaults import reminder_rules_install_defaults
-from notifications.models import (
-    Channel,
-    MessageKind,
-    MessageStatus,
-    OutboundMessage,
-    ReminderRule,
-)
-from notifications.services import message_deliver_due, message_send, reminder_rules_replan
+from notifications.delivery import message_deliver_due, message_send
+from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage, ReminderRule
+from notifications.replan import reminder_rules_replan
 from scheduling.models import AppointmentKind, AppointmentType, Location, ResourceKind
 
 NEW_YORK = ZoneInfo("America/New_York")

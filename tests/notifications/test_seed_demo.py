@@ -9,8 +9,9 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 
+from booking.access.roles import Role
+from booking.access.scoping import location_ids
 from booking.models import Appointment
-from booking.staff import Role, location_ids
 from scheduling.models import Location
 
 

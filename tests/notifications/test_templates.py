@@ -18,11 +18,11 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from booking.links import patient_link_issue
 from booking.models import Appointment, Patient
 from booking.preparation import appointment_preparation
-from booking.services import patient_link_issue
 from notifications.models import MessageKind
-from notifications.services import message_context
+from notifications.rendering import message_context
 from scheduling.defaults import DEFAULT_TYPES, appointment_types_install_defaults
 from scheduling.models import AppointmentKind, AppointmentType, Location
 

@@ -13,12 +13,12 @@ from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
+from booking.access.roles import Role
 from booking.models import Patient, WaitlistEntry, WaitlistOffer
 from booking.services import appointment_book
-from booking.staff import Role
 from booking.waitlist import offer_freed_slot
+from notifications.delivery import message_deliver_due, message_send
 from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage, PhoneOptOut
-from notifications.services import message_deliver_due, message_send
 from notifications.waitlist import offer_context, offer_link, offer_messages_send
 from scheduling.defaults import appointment_types_install_defaults
 from scheduling.models import AppointmentType, Location

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from booking.staff import is_staff_member
+from booking.access.roles import is_staff_member
 
 
 class Command(BaseCommand):

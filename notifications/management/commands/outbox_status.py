@@ -5,12 +5,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
+from celery import current_app as celery_app
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from config.celery import app as celery_app
 from notifications.models import MessageStatus, OutboundMessage
 
 # Broker URLs whose default queue is a Redis list: its length is the work waiting for a worker.

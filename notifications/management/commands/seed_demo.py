@@ -8,8 +8,10 @@ from django.contrib.auth.models import Group, Permission, User
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from booking.access.roles import Role
+from booking.defaults import intake_options_install_defaults, protocols_install_defaults
+from booking.eligibility import CONTRAINDICATIONS, eligibility_decide
 from booking.errors import BookingError
-from booking.intake_defaults import intake_options_install_defaults
 from booking.models import (
     SMS_CONSENT_VERSION,
     Appointment,
@@ -18,10 +20,7 @@ from booking.models import (
     Protocol,
     StaffProfile,
 )
-from booking.plans import CONTRAINDICATIONS, eligibility_decide
-from booking.protocol_defaults import protocols_install_defaults
 from booking.services import appointment_book
-from booking.staff import Role
 from notifications.defaults import reminder_rules_install_defaults
 from scheduling.demo import demo_clinic_create
 from scheduling.models import AppointmentType, Location, Resource, StaffRole

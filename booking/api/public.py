@@ -1,0 +1,398 @@
+"""Public API v1: locations, appointment types, availability and online booking (DESIGN §4).
+
+Views translate HTTP to one selector or service call; errors take the shape set in
+``config.api``, with fields named as ``booking.api.toolkit`` describes.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from booking.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from booking.api.idempotency import MAX_KEY_LENGTH, Answer, idempotent, key_problem
+from booking.api.toolkit import (
+    ERROR,
+    AwareDateTime,
+    BoundedJSONParser,
+    DateRangeQuery,
+    Email,
+    Slug,
+    StrictBoolean,
+    StrictSerializer,
+    Text,
+    appointment_type_at,
+    check_body_length,
+    django_check,
+)
+from booking.models import Appointment, AppointmentStatus
+from booking.selectors import available_slots
+from booking.services import IntakeAnswers, PatientDetails, consultation_book_online
+from booking.throttle import booking_rate_limit
+from booking.validators import normalize_phone, validate_date_of_birth
+from scheduling.models import AppointmentType, Location
+
+
+class LocationSerializer(serializers.ModelSerializer[Location]):
+    name = serializers.CharField(source="public_name")
+
+    class Meta:
+        model = Location
+        fields = ["slug", "name", "timezone"]
+
+
+class AppointmentTypeSerializer(serializers.ModelSerializer[AppointmentType]):
+    name = serializers.CharField(source="public_name")
+
+    class Meta:
+        model = AppointmentType
+        fields = ["slug", "name", "duration_minutes", "bookable_online", "needs_approval"]
+
+
+class LocationList(generics.ListAPIView[Location]):
+    """Active clinic locations."""
+
+    serializer_class = LocationSerializer
+    queryset = Location.objects.filter(is_active=True).order_by("slug")
+
+
+class LocationQuery(serializers.Serializer[Any]):
+    location = serializers.SlugField(max_length=50)
+
+    def validate_location(self, value: str) -> Location:
+        location = Location.objects.filter(slug=value, is_active=True).first()
+        if location is None:
+            raise serializers.ValidationError("Unknown location.")
+        return location
+
+
+class AppointmentTypeList(generics.ListAPIView[AppointmentType]):
+    """Appointment types offered at one location, under their neutral public names."""
+
+    serializer_class = AppointmentTypeSerializer
+
+    @extend_schema(
+        parameters=[LocationQuery],
+        responses={
+            200: AppointmentTypeSerializer(many=True),
+            400: OpenApiResponse(ERROR, "`location` is missing or names no active location."),
+        },
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        query = LocationQuery(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return AppointmentType.objects.filter(
+            location=query.validated_data["location"], is_active=True
+        ).order_by("slug")
+
+
+class AvailabilityQuery(LocationQuery, DateRangeQuery):
+    appointment_type = serializers.SlugField(max_length=50)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        appointment_type = (
+            AppointmentType.objects.select_related("location")
+            .filter(
+                location=attrs["location"],
+                slug=attrs["appointment_type"],
+                is_active=True,
+                bookable_online=True,
+            )
+            .first()
+        )
+        if appointment_type is None:
+            raise serializers.ValidationError(
+                {"appointment_type": "No appointment type by that name is bookable online here."}
+            )
+        attrs["appointment_type"] = appointment_type
+        return attrs
+
+
+class SlotSerializer(serializers.Serializer[Any]):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+
+class Availability(APIView):
+    """Free visit times on the local dates ``start`` to ``end`` (inclusive, at most 62 days).
+
+    Times carry the clinic's UTC offset; ``timezone`` is its IANA zone.
+    """
+
+    @extend_schema(
+        parameters=[AvailabilityQuery],
+        responses={
+            200: inline_serializer(
+                "AvailabilityResponse",
+                {"timezone": serializers.CharField(), "slots": SlotSerializer(many=True)},
+            ),
+            400: OpenApiResponse(ERROR, "Bad input; `error.fields` names each field."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        query = AvailabilityQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        appointment_type: AppointmentType = query.validated_data["appointment_type"]
+        zone = appointment_type.location.zone
+        slots = available_slots(
+            appointment_type=appointment_type,
+            first_day=query.validated_data["start"],
+            last_day=query.validated_data["end"],
+            now=timezone.now(),
+        )
+        return Response(
+            {
+                "timezone": appointment_type.location.timezone,
+                "slots": [
+                    {
+                        "start": start.astimezone(zone).isoformat(),
+                        "end": end.astimezone(zone).isoformat(),
+                    }
+                    for start, end in slots
+                ],
+            }
+        )
+
+
+# --- POST /api/v1/bookings/: a new or returning patient books a consultation ------------------
+
+IDEMPOTENCY_SCOPE = "api.bookings.create"
+MAX_CONDITIONS = 20
+MAX_SCREENING_ANSWERS = 40
+
+
+class BookingThrottle(BaseThrottle):
+    """Bookings per client address, counted in the shared cache so every worker sees them."""
+
+    def __init__(self) -> None:
+        self.retry_after: int | None = None
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        self.retry_after = booking_rate_limit(request)
+        return self.retry_after is None
+
+    def wait(self) -> float | None:
+        return self.retry_after
+
+
+class PatientInput(StrictSerializer):
+    """Who the visit is for. A returning patient is recognised by email and date of birth."""
+
+    first_name = Text(max_length=100)
+    last_name = Text(max_length=100)
+    email = Email(max_length=254)
+    phone = Text(
+        max_length=32,
+        help_text="A mobile number; without a country code it is read "
+        "as a number of the clinic's country.",
+    )
+    date_of_birth = serializers.DateField(input_formats=["%Y-%m-%d"], help_text="YYYY-MM-DD")
+
+    def validate_phone(self, value: str) -> str:
+        return str(django_check(normalize_phone, value))
+
+    def validate_date_of_birth(self, value: date) -> date:
+        today = self.context["now"].date()
+        result: date = django_check(validate_date_of_birth, value, today=today)
+        return result
+
+
+class ScreeningAnswerInput(StrictSerializer):
+    """A yes/no screening question, worded as shown to the patient, and their answer."""
+
+    question = Text(max_length=300, help_text="The question as shown to the patient.")
+    answer = StrictBoolean()
+
+
+class IntakeInput(StrictSerializer):
+    """What the patient tells the clinic before the visit. Seen by clinic staff only."""
+
+    conditions = serializers.ListField(
+        child=Text(max_length=300), max_length=MAX_CONDITIONS, required=False, default=list
+    )
+    medications = Text(max_length=2000, multiline=True, allow_blank=True, required=False)
+    prior_treatments = Text(max_length=2000, multiline=True, allow_blank=True, required=False)
+    screening = serializers.ListField(
+        child=ScreeningAnswerInput(),
+        max_length=MAX_SCREENING_ANSWERS,
+        required=False,
+        default=list,
+    )
+
+
+class NewBooking(StrictSerializer):
+    """A visit to book: the times come from the availability endpoint. Unknown keys are
+    refused."""
+
+    location = Slug(max_length=50)
+    appointment_type = Slug(max_length=50)
+    start = AwareDateTime(help_text="ISO 8601 with its UTC offset, as the availability lists it.")
+    patient = PatientInput()
+    intake = IntakeInput(required=False, help_text="Seen by clinic staff only.")
+    sms_consent = StrictBoolean(
+        help_text="The patient agreed to appointment reminders by text message."
+    )
+
+    def validate_location(self, value: str) -> Location:
+        location = Location.objects.filter(slug=value, is_active=True).first()
+        if location is None:
+            raise serializers.ValidationError("Unknown location.")
+        return location
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Types not offered online are found here and refused by the service (422), so the
+        # page and the API give the same answer for them.
+        attrs["appointment_type"] = appointment_type_at(
+            attrs["location"], attrs["appointment_type"]
+        )
+        intake = attrs.get("intake") or {}
+        attrs["intake"] = IntakeAnswers(
+            conditions=list(dict.fromkeys(intake.get("conditions", []))),
+            medications=intake.get("medications", ""),
+            prior_treatments=intake.get("prior_treatments", ""),
+            screening=[dict(answer) for answer in intake.get("screening", [])],
+        )
+        attrs["patient"] = PatientDetails(**attrs["patient"])
+        return attrs
+
+    def canonical(self) -> dict[str, Any]:
+        """The validated request as plain JSON values: what an idempotent retry must repeat."""
+        data = self.validated_data
+        patient: PatientDetails = data["patient"]
+        intake: IntakeAnswers = data["intake"]
+        return {
+            "location": data["location"].slug,
+            "appointment_type": data["appointment_type"].slug,
+            "start": data["start"].isoformat(),
+            "patient": {
+                "first_name": patient.first_name,
+                "last_name": patient.last_name,
+                "email": patient.email,
+                "phone": patient.phone,
+                "date_of_birth": patient.date_of_birth.isoformat(),
+            },
+            "intake": {
+                "conditions": intake.conditions,
+                "medications": intake.medications,
+                "prior_treatments": intake.prior_treatments,
+                "screening": intake.screening,
+            },
+            "sms_consent": data["sms_consent"],
+        }
+
+
+class Booking(serializers.Serializer[Any]):
+    """Schema of the 201 answer; nothing about the patient or their intake."""
+
+    reference = serializers.CharField(help_text="Quote it to the clinic.")
+    start = serializers.DateTimeField(help_text="In the clinic's local time, with its offset.")
+    end = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=AppointmentStatus.choices)
+
+
+def booking_body(appointment: Appointment, appointment_type: AppointmentType) -> dict[str, Any]:
+    zone = appointment_type.location.zone
+    return {
+        "reference": appointment.reference,
+        "start": appointment.start.astimezone(zone).isoformat(),
+        "end": appointment.end.astimezone(zone).isoformat(),
+        "status": appointment.status,
+    }
+
+
+class BookingCreate(APIView):
+    """Book a visit (the consultation) for a new or returning patient.
+
+    A returning patient is recognised only by the same email and date of birth; anything else
+    makes a new record. Send an `Idempotency-Key` to retry safely: the same key with the same
+    request answers with the same booking (marked `Idempotent-Replayed: true`); with a different
+    request, 422.
+    """
+
+    # Public: no session, so no CSRF dance; cross-site forms cannot send JSON anyway.
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    parser_classes = [BoundedJSONParser]
+    throttle_classes = [BookingThrottle]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # the rate limit counts oversized bodies too
+        check_body_length(request)
+
+    @extend_schema(
+        operation_id="bookings_create",
+        request=NewBooking,
+        parameters=[
+            OpenApiParameter(
+                name=IDEMPOTENCY_HEADER,
+                type={
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_KEY_LENGTH,
+                    "pattern": "^[!-~]+$",
+                },
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description="Up to 255 visible ASCII characters, e.g. a UUID. Retrying with the "
+                "same key and body returns the first answer; no second booking is made.",
+            )
+        ],
+        responses={
+            201: OpenApiResponse(Booking, "Booked. `start` and `end` carry the clinic's offset."),
+            400: OpenApiResponse(ERROR, "Bad input; `error.fields` names each field, nested."),
+            409: OpenApiResponse(ERROR, "`slot_taken`, or `patient_busy` at that time."),
+            413: OpenApiResponse(ERROR, "The body is over 64 KiB."),
+            415: OpenApiResponse(ERROR, "The body is not `application/json`."),
+            422: OpenApiResponse(
+                ERROR,
+                "`policy_violation` (not bookable online, notice, horizon, too many pending "
+                "visits) or `idempotency_key_reused`.",
+            ),
+            429: OpenApiResponse(ERROR, "Too many bookings from this address; see Retry-After."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        now = timezone.now()
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and (problem := key_problem(key)):
+            raise serializers.ValidationError({IDEMPOTENCY_HEADER: problem})
+        booking = NewBooking(data=request.data, context={"now": now})
+        booking.is_valid(raise_exception=True)
+        data = booking.validated_data
+
+        def book() -> Answer:
+            appointment = consultation_book_online(
+                appointment_type=data["appointment_type"],
+                start=data["start"],
+                details=data["patient"],
+                intake=data["intake"],
+                sms_consent=data["sms_consent"],
+                now=now,
+            )
+            return Answer(
+                status.HTTP_201_CREATED, booking_body(appointment, data["appointment_type"])
+            )
+
+        answer = idempotent(
+            scope=IDEMPOTENCY_SCOPE, key=key, payload=booking.canonical(), operation=book, now=now
+        )
+        headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+        return Response(answer.body, status=answer.status, headers=headers)

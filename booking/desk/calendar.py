@@ -1,0 +1,71 @@
+"""The staff calendar page, ``/staff/calendar/``.
+
+The page is a shell: the vendored EventCalendar (``static/vendor/event-calendar``) draws the
+columns and ``chairside/calendar.js`` fills them from the data endpoint (``booking.api.calendar``),
+then moves, cancels and books through the staff appointments API, so those operations exist
+once, in the services.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+
+from booking.access.decorators import staff_required
+from booking.access.roles import BOOK, CHANGE, VIEW
+from booking.access.scoping import locations_for
+from booking.calendar import COLUMN_KINDS
+from booking.validators import EARLIEST_DATE, LATEST_DATE
+
+
+@staff_required(VIEW)
+def calendar_page(request: HttpRequest) -> HttpResponse:
+    """Day or week, by staff or by chair, at one of the user's locations. The query string
+    (``location``, ``date``, ``view``, ``by``) only chooses what is shown first."""
+    locations = list(
+        locations_for(request.user)
+        .filter(is_active=True)
+        .order_by("name")
+        .values("slug", "name", "timezone")
+    )
+    slugs = [location["slug"] for location in locations]
+    chosen = request.GET.get("location", "")
+    if chosen not in slugs:
+        chosen = slugs[0] if slugs else ""
+    by = request.GET.get("by", "staff")
+    if by not in COLUMN_KINDS:
+        by = "staff"
+    view = request.GET.get("view", "week")
+    if view not in ("day", "week"):
+        view = "week"
+    zone_name = next((loc["timezone"] for loc in locations if loc["slug"] == chosen), "UTC")
+    try:
+        shown = date.fromisoformat(request.GET.get("date", ""))
+        if not EARLIEST_DATE <= shown <= LATEST_DATE:
+            raise ValueError
+    except ValueError:
+        # "Today" is the clinic's today, not the server's.
+        shown = timezone.now().astimezone(ZoneInfo(zone_name)).date()
+    config = {
+        "location": chosen,
+        "by": by,
+        "view": view,
+        "date": shown.isoformat(),
+        "dataUrl": reverse("api-calendar"),
+        # The staff appointments API: the page adds "<reference>/reschedule/" and the like.
+        "appointmentsUrl": reverse("api-appointments"),
+        "patientsUrl": reverse("api-patients"),
+        "detailUrl": reverse("staff-appointment", args=["REFERENCE"]),
+        "canChange": request.user.has_perm(CHANGE),
+        "canBook": request.user.has_perm(BOOK),
+    }
+    return render(
+        request,
+        "staff/calendar.html",
+        {"nav": "calendar", "locations": locations, "chosen": chosen, "config": config},
+    )

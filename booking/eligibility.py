@@ -1,0 +1,476 @@
+"""Eligibility decisions and the treatment plans they authorise: the gate before any treatment.
+
+A prescriber records a decision after the consultation. An approval creates a plan (a protocol,
+how many sessions, until when); a decline creates none. Every visit of a type that needs approval
+is booked only while a plan for that type is in force: decided, not declined since, not revoked,
+not expired, with sessions left (and, for Spravato, the patient's REMS enrolment on file before a
+first dose). ``booking.services.appointment_book`` asks :func:`plan_in_force`, so the patient's
+link, the API and the front desk all meet the same gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Func, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from booking.access.roles import is_prescriber
+from booking.errors import BookingError, NotEligible
+from booking.models import (
+    ACTIVE_STATUSES,
+    Appointment,
+    AppointmentStatus,
+    DecisionOutcome,
+    EligibilityDecision,
+    Patient,
+    Protocol,
+    TreatmentPlan,
+)
+from scheduling.models import AppointmentKind, AppointmentType, Location
+
+# The contraindications a prescriber reviews with every patient (DESIGN §2), as the decision's
+# fields. Each must be answered: a missing answer is not a "no".
+CONTRAINDICATIONS: tuple[str, ...] = (
+    "uncontrolled_hypertension",
+    "psychosis_history",
+    "pregnancy",
+    "recent_cardiac_event",
+    "substance_use_concern",
+    "anaesthesia_reaction",
+)
+
+APPROVALS = frozenset({DecisionOutcome.APPROVED, DecisionOutcome.APPROVED_WITH_CONDITIONS})
+
+# Sessions that use up an authorisation: booked, under way or given. An on-hold session is kept
+# for its series and comes back on resume without passing the gate again, so it keeps its place;
+# cancelled and missed ones do not count.
+COUNTED_STATUSES = frozenset(ACTIVE_STATUSES | {AppointmentStatus.ON_HOLD})
+
+# A booster follows the infusions it boosts: its interval counts from the last of either.
+_INTERVAL_KINDS: dict[str, frozenset[str]] = {
+    AppointmentKind.BOOSTER: frozenset({AppointmentKind.INFUSION, AppointmentKind.BOOSTER}),
+}
+
+MAX_SESSIONS_AUTHORISED = 100
+MAX_VALIDITY_DAYS = 2 * 366
+
+
+class DecisionNotAllowed(BookingError):
+    """Only a prescriber decides eligibility or revokes a plan."""
+
+    status = 403
+    code = "permission_denied"
+
+
+def local_today(location: Location, now: datetime) -> date:
+    # Approvals run to the end of a calendar day where the clinic is, not in UTC: an approval
+    # "valid until the 30th" in New York still holds at 21:00 there on the 30th.
+    return now.astimezone(location.zone).date()
+
+
+def _count(appointments: QuerySet[Appointment]) -> Coalesce:
+    counted = (
+        appointments.filter(status__in=sorted(COUNTED_STATUSES))
+        .order_by()
+        .annotate(n=Func(F("pk"), function="COUNT"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def plans_with_usage(plans: QuerySet[TreatmentPlan]) -> QuerySet[TreatmentPlan]:
+    """``plans`` annotated with ``sessions_used``, counted in the same query: the plan's series
+    sessions, plus single visits of its type booked for the patient since it was approved (a
+    booster has no series).
+
+    Two counts added, not one count over an OR: each half then probes its own index (series,
+    patient) instead of PostgreSQL scanning every appointment.
+    """
+    in_series = Appointment.objects.filter(series__plan=OuterRef("pk"))
+    single = Appointment.objects.filter(
+        series__isnull=True,
+        patient=OuterRef("patient"),
+        appointment_type=OuterRef("protocol__appointment_type"),
+        start__gte=OuterRef("decision__decided_at"),
+    )
+    return plans.annotate(sessions_used=_count(in_series) + _count(single)).select_related(
+        "protocol__appointment_type__location", "decision__decided_by"
+    )
+
+
+def _validate_contraindications(contraindications: dict[str, bool]) -> dict[str, bool]:
+    unknown = sorted(set(contraindications) - set(CONTRAINDICATIONS))
+    if unknown:
+        raise BookingError(f"Unknown contraindications: {', '.join(unknown)}.", field=unknown[0])
+    for name in CONTRAINDICATIONS:
+        if not isinstance(contraindications.get(name), bool):
+            raise BookingError(
+                "Record whether this contraindication is present (true or false).", field=name
+            )
+    return {name: contraindications[name] for name in CONTRAINDICATIONS}
+
+
+@dataclass(frozen=True)
+class PlanTerms:
+    """What an approval authorises."""
+
+    protocol: Protocol
+    sessions_authorised: int
+    valid_until: date
+
+
+@dataclass(frozen=True)
+class CheckedDecision:
+    answers: dict[str, bool]
+    terms: PlanTerms | None
+
+
+def decision_validate(
+    *,
+    patient: Patient,
+    consultation: Appointment | None,
+    outcome: str,
+    contraindications: dict[str, bool],
+    conditions: str,
+    protocol: Protocol | None,
+    sessions_authorised: int | None,
+    valid_until: date | None,
+    now: datetime,
+) -> CheckedDecision:
+    """Refuse a decision that does not hold together, naming the field (``BookingError``).
+
+    Shared by :func:`eligibility_decide` and the admin's form, so both refuse the same things.
+    """
+    if outcome not in DecisionOutcome.values:
+        raise BookingError(
+            "Choose approved, approved with conditions or declined.", field="outcome"
+        )
+    answers = _validate_contraindications(contraindications)
+    if consultation is not None:
+        if consultation.patient_id != patient.pk:
+            raise BookingError("That consultation is another patient's.", field="consultation")
+        if consultation.appointment_type.kind != AppointmentKind.CONSULTATION:
+            raise BookingError("That visit is not a consultation.", field="consultation")
+        if consultation.status == AppointmentStatus.CANCELLED:
+            raise BookingError("That consultation was cancelled.", field="consultation")
+    if outcome == DecisionOutcome.DECLINED:
+        for name, value in (
+            ("protocol", protocol),
+            ("sessions_authorised", sessions_authorised),
+            ("valid_until", valid_until),
+        ):
+            if value is not None:
+                raise BookingError("A declined decision authorises no plan.", field=name)
+        return CheckedDecision(answers, None)
+    if outcome == DecisionOutcome.APPROVED_WITH_CONDITIONS and not conditions.strip():
+        raise BookingError("Say which conditions the approval carries.", field="conditions")
+    if outcome == DecisionOutcome.APPROVED and any(answers.values()):
+        # A contraindication noted and approved anyway must say on what terms.
+        raise BookingError(
+            "A contraindication is present: approve with conditions, or decline.",
+            field="outcome",
+        )
+    if protocol is None:
+        raise BookingError("An approval needs a protocol.", field="protocol")
+    if not protocol.is_active:
+        raise BookingError("That protocol is retired.", field="protocol")
+    if sessions_authorised is None:
+        raise BookingError("An approval needs a number of sessions.", field="sessions_authorised")
+    if not 1 <= sessions_authorised <= MAX_SESSIONS_AUTHORISED:
+        raise BookingError(
+            f"Authorise between 1 and {MAX_SESSIONS_AUTHORISED} sessions.",
+            field="sessions_authorised",
+        )
+    if valid_until is None:
+        raise BookingError("An approval needs a date it is valid until.", field="valid_until")
+    today = local_today(protocol.appointment_type.location, now)
+    if valid_until < today:
+        raise BookingError("That date has passed.", field="valid_until")
+    if valid_until > today + timedelta(days=MAX_VALIDITY_DAYS):
+        raise BookingError("An approval lasts at most two years.", field="valid_until")
+    return CheckedDecision(answers, PlanTerms(protocol, sessions_authorised, valid_until))
+
+
+def _require_prescriber(user: Any) -> None:
+    if not is_prescriber(user):
+        raise DecisionNotAllowed("Only a prescriber can decide eligibility or revoke a plan.")
+
+
+def eligibility_decide(
+    *,
+    patient: Patient,
+    consultation: Appointment | None = None,
+    outcome: str,
+    contraindications: dict[str, bool],
+    conditions: str = "",
+    protocol: Protocol | None = None,
+    sessions_authorised: int | None = None,
+    valid_until: date | None = None,
+    decided_by: Any,
+    now: datetime | None = None,
+) -> EligibilityDecision:
+    """Record a prescriber's eligibility decision for ``patient``; an approval creates its plan.
+
+    ``contraindications`` answers every name in :data:`CONTRAINDICATIONS` (True: present). An
+    approval needs ``protocol``, ``sessions_authorised`` and ``valid_until`` (a clinic-local
+    date, inclusive); "approved with conditions" needs ``conditions``, and so does approving
+    with a contraindication present. A decline authorises nothing.
+
+    The newest decision speaks for the patient: an approval replaces the plans in force for
+    the same appointment type, and a decline revokes every plan in force (sessions already
+    booked stay for the front desk to handle). Raises ``DecisionNotAllowed`` (403) unless
+    ``decided_by`` holds the prescriber permission, ``BookingError`` (400) naming the field.
+    """
+    now = now or timezone.now()
+    _require_prescriber(decided_by)
+    checked = decision_validate(
+        patient=patient,
+        consultation=consultation,
+        outcome=outcome,
+        contraindications=contraindications,
+        conditions=conditions,
+        protocol=protocol,
+        sessions_authorised=sessions_authorised,
+        valid_until=valid_until,
+        now=now,
+    )
+    with transaction.atomic():
+        # Serialises decisions with bookings for the same patient (appointment_book locks this
+        # row too), so a booking never counts against a plan being replaced under it.
+        Patient.objects.select_for_update(no_key=True).filter(pk=patient.pk).exists()
+        decision = EligibilityDecision.objects.create(
+            patient=patient,
+            consultation=consultation,
+            outcome=outcome,
+            conditions=conditions.strip(),
+            decided_by=decided_by,
+            decided_at=now,
+            **checked.answers,
+        )
+        in_force = TreatmentPlan.objects.filter(patient=patient, revoked_at__isnull=True)
+        terms = checked.terms
+        if terms is None:
+            in_force.update(revoked_at=now)
+        else:
+            in_force.filter(protocol__appointment_type=terms.protocol.appointment_type).update(
+                revoked_at=now
+            )
+            TreatmentPlan.objects.create(
+                patient=patient,
+                decision=decision,
+                protocol=terms.protocol,
+                sessions_authorised=terms.sessions_authorised,
+                valid_until=terms.valid_until,
+                conditions=decision.conditions,
+            )
+    return decision
+
+
+def plan_revoke(
+    *, plan: TreatmentPlan, revoked_by: Any, now: datetime | None = None
+) -> TreatmentPlan:
+    """Withdraw ``plan``: nothing more can be booked under it. Revoking twice is harmless.
+
+    Sessions already booked are kept; holding or cancelling them is the series' business.
+    """
+    now = now or timezone.now()
+    _require_prescriber(revoked_by)
+    with transaction.atomic():
+        TreatmentPlan.objects.filter(pk=plan.pk, revoked_at__isnull=True).update(revoked_at=now)
+        plan.refresh_from_db(fields=["revoked_at"])
+    return plan
+
+
+def rems_enrolment_record(
+    *, patient: Patient, rems_patient_id: str, now: datetime | None = None
+) -> Patient:
+    """Record the patient's Spravato REMS enrolment (their REMS patient ID), which a first
+    Spravato dose needs before it can be booked."""
+    now = now or timezone.now()
+    rems_patient_id = rems_patient_id.strip()
+    if not rems_patient_id:
+        raise BookingError("Give the patient's REMS ID.", field="rems_patient_id")
+    if len(rems_patient_id) > 64:
+        raise BookingError("A REMS ID has at most 64 characters.", field="rems_patient_id")
+    with transaction.atomic():
+        Patient.objects.filter(pk=patient.pk).update(
+            rems_patient_id=rems_patient_id, rems_enrolled_at=now
+        )
+        patient.refresh_from_db(fields=["rems_patient_id", "rems_enrolled_at"])
+    return patient
+
+
+# These messages reach patients too (their link, the public API): appointment types go by their
+# neutral public names, never a drug's.
+def _check_plan(
+    plan: TreatmentPlan,
+    *,
+    patient: Patient,
+    appointment_type: AppointmentType,
+    start: datetime | None,
+    now: datetime,
+) -> None:
+    """Refuse with the reason a plan cannot cover one more visit of ``appointment_type``."""
+    location = appointment_type.location
+    if plan.patient_id != patient.pk:
+        raise NotEligible("That plan is another patient's.", field="plan")
+    if plan.protocol.appointment_type_id != appointment_type.pk:
+        raise NotEligible(
+            f"The patient's plan covers {plan.protocol.appointment_type.public_name}, not "
+            f"{appointment_type.public_name}.",
+            field="appointment_type",
+        )
+    if plan.revoked_at is not None:
+        raise NotEligible(
+            f"The patient's treatment plan was withdrawn on "
+            f"{plan.revoked_at.astimezone(location.zone):%Y-%m-%d}: a prescriber must approve "
+            "treatment again.",
+            field="patient",
+        )
+    if plan.valid_until < local_today(location, now):
+        raise NotEligible(
+            f"The patient's approval expired on {plan.valid_until:%Y-%m-%d}: a prescriber must "
+            "approve treatment again.",
+            field="patient",
+        )
+    if start is not None and start.astimezone(location.zone).date() > plan.valid_until:
+        raise NotEligible(
+            f"The patient's approval is valid until {plan.valid_until:%Y-%m-%d}; this visit "
+            "would be after it.",
+            field="start",
+        )
+    used = getattr(plan, "sessions_used", None)
+    if used is None:
+        used = _sessions_used(plan)
+    if used >= plan.sessions_authorised:
+        raise NotEligible(
+            f"All {plan.sessions_authorised} sessions the plan authorises are booked or used: a "
+            "prescriber must approve more.",
+            field="patient",
+        )
+    if appointment_type.kind == AppointmentKind.SPRAVATO and patient.rems_enrolled_at is None:
+        first_dose = not Appointment.objects.filter(
+            patient=patient,
+            appointment_type__kind=AppointmentKind.SPRAVATO,
+            status__in=sorted(COUNTED_STATUSES),
+        ).exists()
+        if first_dose:
+            raise NotEligible(
+                "The patient's REMS enrolment must be on file before a first session of this "
+                "treatment.",
+                field="patient",
+            )
+    if start is not None and plan.protocol.min_days_since_last:
+        _check_interval(
+            plan.protocol, patient=patient, appointment_type=appointment_type, start=start
+        )
+
+
+def _sessions_used(plan: TreatmentPlan) -> int:
+    annotated = plans_with_usage(TreatmentPlan.objects.filter(pk=plan.pk)).get()
+    return int(getattr(annotated, "sessions_used", 0))
+
+
+def _check_interval(
+    protocol: Protocol, *, patient: Patient, appointment_type: AppointmentType, start: datetime
+) -> None:
+    """A single session keeps ``min_days_since_last`` calendar days (clinic time) from the
+    patient's nearest session of the kind it follows, before or after it."""
+    zone = appointment_type.location.zone
+    days = protocol.min_days_since_last
+    kinds = _INTERVAL_KINDS.get(appointment_type.kind, frozenset({appointment_type.kind}))
+    local = start.astimezone(zone)
+    # Calendar days, not 24-hour periods: a session on the 1st and one on the 15th are 14 days
+    # apart whatever their times. The bounds are generous; the exact test is below, locally.
+    near = Appointment.objects.filter(
+        patient=patient,
+        appointment_type__kind__in=sorted(kinds),
+        status__in=sorted(ACTIVE_STATUSES),
+        start__gt=start - timedelta(days=days + 1),
+        start__lt=start + timedelta(days=days + 1),
+    ).values_list("start", flat=True)
+    for other in near:
+        apart = abs((other.astimezone(zone).date() - local.date()).days)
+        if apart < days:
+            raise NotEligible(
+                f"A single session needs at least {days} days after the last one; the nearest "
+                f"is on {other.astimezone(zone):%Y-%m-%d}.",
+                field="start",
+            )
+
+
+def plan_in_force(
+    *,
+    patient: Patient,
+    appointment_type: AppointmentType,
+    now: datetime,
+    start: datetime | None = None,
+) -> TreatmentPlan:
+    """The plan that lets ``patient`` book one more visit of ``appointment_type``.
+
+    Raises ``NotEligible`` (422) saying why not: no decision on file; declined since the last
+    approval; no approval for this type; revoked; expired (``valid_until`` passed, clinic time);
+    every authorised session booked or given; a Spravato first dose without REMS enrolment.
+    With ``start``, also when the visit falls after ``valid_until`` and, for a protocol with a
+    ``min_days_since_last`` (boosters), too close to the patient's previous session.
+
+    The plan returned carries ``sessions_used`` (counted as :func:`plans_with_usage` does).
+    Call it inside the booking's transaction after the patient row is locked and before the
+    appointment row is written, so two bookings for the same patient cannot both take the last
+    authorised session and the new visit does not count against itself.
+    """
+    latest = (
+        EligibilityDecision.objects.filter(patient=patient).order_by("-decided_at", "-pk").first()
+    )
+    if latest is None:
+        raise NotEligible(
+            "No eligibility decision is on file: the patient needs a consultation and a "
+            "prescriber's approval first.",
+            field="patient",
+        )
+    plan = (
+        plans_with_usage(
+            TreatmentPlan.objects.filter(
+                patient=patient, protocol__appointment_type=appointment_type
+            )
+        )
+        .order_by("-decision__decided_at", "-pk")
+        .first()
+    )
+    declined_since = latest.outcome == DecisionOutcome.DECLINED and (
+        plan is None or plan.decision.decided_at <= latest.decided_at
+    )
+    if declined_since:
+        local = latest.decided_at.astimezone(appointment_type.location.zone)
+        raise NotEligible(
+            f"Treatment was declined on {local:%Y-%m-%d}.",
+            field="patient",
+        )
+    if plan is None:
+        raise NotEligible(
+            f"The patient has no approval for {appointment_type.public_name}.",
+            field="appointment_type",
+        )
+    _check_plan(plan, patient=patient, appointment_type=appointment_type, start=start, now=now)
+    return plan
+
+
+def booster_check(
+    *, patient: Patient, plan: TreatmentPlan, start: datetime, now: datetime | None = None
+) -> TreatmentPlan:
+    """Whether a single booster session at ``start`` may be booked under ``plan``.
+
+    The plan must be in force (an expired or revoked one needs a new approval), have a session
+    left, and the session must keep the protocol's ``min_days_since_last`` from the patient's
+    nearest session. Raises ``NotEligible`` (422) saying which; returns the plan.
+    """
+    now = now or timezone.now()
+    plan = plans_with_usage(TreatmentPlan.objects.filter(pk=plan.pk)).get()
+    appointment_type = plan.protocol.appointment_type
+    _check_plan(plan, patient=patient, appointment_type=appointment_type, start=start, now=now)
+    return plan

@@ -1,0 +1,397 @@
+"""The outbox, delivered: claim what is due and send it, once.
+
+Delivery is one step, :func:`message_deliver_due`: recover claims of dead workers, claim due rows
+(``SELECT … FOR UPDATE SKIP LOCKED`` then a compare-and-swap pending → sending) and hand batches
+of ids to the send task. :func:`message_send` re-checks everything at send time while holding
+the appointment's row lock, so a cancel that commits first always wins, and a send in flight
+finishes before a cancel or reschedule can re-plan the row.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from booking.links import patient_link_issue
+from booking.models import Appointment, AppointmentStatus, Patient, WaitlistOffer
+from notifications.models import (
+    CHANGE_KINDS,
+    Channel,
+    DeliveryAttempt,
+    MessageKind,
+    MessageStatus,
+    OutboundMessage,
+    PhoneOptOut,
+)
+from notifications.rendering import deliver, link_url, send_email
+from notifications.sms import PermanentSendError, TransientSendError
+from scheduling.clock import in_quiet_hours, quiet_hours_end
+
+logger = logging.getLogger(__name__)
+
+
+MAX_ATTEMPTS = 5
+
+
+# One statement claims a batch: the due rows are locked oldest first (a row another sweep claimed
+# meanwhile is re-checked away and the next one taken), rows another sweep holds are passed over,
+# and exactly the rows locked become "sending". The locking read is a CTE, evaluated once: inside
+# an IN (...) the UPDATE's re-check of a row changed since its snapshot could run the LIMITed
+# subquery again and lose rows it had locked.
+_CLAIM = f"""
+WITH due AS (
+    SELECT id FROM {OutboundMessage._meta.db_table}
+    WHERE status = '{MessageStatus.PENDING.value}' AND due_at <= %(now)s
+    ORDER BY due_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {OutboundMessage._meta.db_table} AS message
+SET status = '{MessageStatus.SENDING.value}', claimed_at = %(now)s
+FROM due WHERE message.id = due.id
+RETURNING message.id
+"""  # noqa: S608 - the table's name and fixed statuses; values are bound parameters
+
+
+def messages_claim(*, now: datetime, limit: int) -> list[int]:
+    """Claim up to ``limit`` due messages for sending, oldest first; each id is claimed by one
+    caller only."""
+    if connection.vendor != "postgresql":
+        # SQLite lets one writer at a time in: selecting, then updating in the same
+        # transaction, is already a claim.
+        with transaction.atomic():
+            ids = list(
+                OutboundMessage.objects.filter(status=MessageStatus.PENDING, due_at__lte=now)
+                .order_by("due_at")
+                .values_list("id", flat=True)[:limit]
+            )
+            claimed = OutboundMessage.objects.filter(
+                id__in=ids, status=MessageStatus.PENDING
+            ).update(status=MessageStatus.SENDING, claimed_at=now)
+            if claimed != len(ids):  # pragma: no cover - no other writer gets in
+                raise RuntimeError("claimed rows changed within the claim")
+        return ids
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A claim lost in a crash only delays its messages: a row is sent only while it is
+        # "sending", and the next sweep claims it again. So the claim need not wait for its
+        # commit to reach the disk.
+        cursor.execute("SELECT set_config('synchronous_commit', 'off', true)")
+        cursor.execute(_CLAIM, {"now": now, "limit": limit})
+        return [row[0] for row in cursor.fetchall()]
+
+
+def messages_recover_stale(*, now: datetime) -> int:
+    """Put back messages claimed by a worker that died before finishing them.
+
+    A row a sender still holds locked belongs to a live send (slow provider): it is skipped, so
+    one hung call never blocks the sweep for everyone else.
+    """
+    stale = now - timedelta(seconds=settings.OUTBOX_STALE_CLAIM_SECONDS)
+    with transaction.atomic():
+        ids = list(
+            OutboundMessage.objects.select_for_update(skip_locked=True)
+            .filter(status=MessageStatus.SENDING, claimed_at__lt=stale)
+            .values_list("id", flat=True)
+        )
+        return OutboundMessage.objects.filter(id__in=ids, status=MessageStatus.SENDING).update(
+            status=MessageStatus.PENDING, claimed_at=None
+        )
+
+
+def message_deliver_due(
+    *,
+    now: datetime | None = None,
+    batch_size: int | None = None,
+    enqueue: Callable[[list[int]], Any] | None = None,
+) -> int:
+    """One sweep: recover stale claims, claim every due message, hand out batches of ids.
+
+    ``enqueue`` receives each batch (default: the ``send_messages`` Celery task, all batches
+    through one producer). Returns how many messages were claimed.
+    """
+    now = now or timezone.now()
+    batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
+    messages_recover_stale(now=now)
+    with ExitStack() as stack:
+        if enqueue is None:
+            enqueue = batch_publisher(stack)
+        total = 0
+        while ids := messages_claim(now=now, limit=batch_size):
+            try:
+                enqueue(ids)
+            except Exception:
+                # The broker is away: give the batch back at once rather than after it goes
+                # stale.
+                OutboundMessage.objects.filter(id__in=ids, status=MessageStatus.SENDING).update(
+                    status=MessageStatus.PENDING, claimed_at=None
+                )
+                raise
+            total += len(ids)
+    return total
+
+
+# The task that sends a batch (``notifications.tasks.send_messages``), registered under this name.
+# The sweep looks it up in the Celery app by name: the tasks module calls this one, not the other
+# way round.
+SEND_MESSAGES_TASK = "notifications.tasks.send_messages"
+
+
+def batch_publisher(stack: ExitStack) -> Callable[[list[int]], Any]:
+    """Publishes batches to ``send_messages`` through one producer, taken from the pool at the
+    first batch (a sweep with nothing due never touches the broker) and given back with
+    ``stack``."""
+    producer = None
+
+    def publish(ids: list[int]) -> None:
+        nonlocal producer
+        send_messages = current_app.tasks[SEND_MESSAGES_TASK]
+        if producer is None:
+            producer = stack.enter_context(send_messages.app.producer_or_acquire())
+        send_messages.apply_async((ids,), producer=producer)
+
+    return publish
+
+
+def _backoff(attempts: int) -> timedelta:
+    # 1, 2, 4, 8 … minutes with up to 50 % jitter, so a provider outage is not hammered in step.
+    base = 60 * 2 ** (attempts - 1)
+    return timedelta(seconds=base * (1 + random.random() / 2))  # noqa: S311 - jitter, not secrecy
+
+
+def _finish(
+    message: OutboundMessage, status: str, detail: str, *, now: datetime, outcome: str
+) -> str:
+    message.status = status
+    message.detail = detail[:500]
+    message.claimed_at = None
+    message.save(
+        update_fields=[
+            "status",
+            "detail",
+            "claimed_at",
+            "attempts",
+            "due_at",
+            "sent_at",
+            "provider_id",
+            "recipient",
+            "updated_at",
+        ]
+    )
+    DeliveryAttempt.objects.create(message=message, at=now, outcome=outcome, detail=detail[:500])
+    return outcome
+
+
+def _refusal(
+    message: OutboundMessage, appointment: Appointment, *, now: datetime
+) -> tuple[str, str] | None:
+    """Why ``message`` must not go out now, as (status, reason); None when it may."""
+    if message.kind == MessageKind.CANCELLED:
+        if appointment.status != AppointmentStatus.CANCELLED:
+            return MessageStatus.CANCELLED, "the appointment is no longer cancelled"
+    elif not appointment.is_active:
+        return (
+            MessageStatus.CANCELLED,
+            f"the appointment is {appointment.get_status_display().lower()}",
+        )
+    elif message.kind not in CHANGE_KINDS and message.appointment_version != appointment.version:
+        return MessageStatus.CANCELLED, "the appointment changed since this was planned"
+    if now - message.due_at > timedelta(minutes=message.late_cutoff_minutes):
+        return MessageStatus.SKIPPED, "too late to be useful"
+    if message.channel == Channel.SMS:
+        patient = appointment.patient
+        if not patient.sms_consent:
+            return MessageStatus.SKIPPED, "no consent to text messages"
+        if PhoneOptOut.objects.filter(phone=patient.phone).exists():
+            return MessageStatus.SKIPPED, "the number replied STOP"
+        if daily_texts_reached(patient.phone, now=now):
+            return MessageStatus.SKIPPED, "daily text limit for this number reached"
+    return None
+
+
+def daily_texts_reached(phone: str, *, now: datetime) -> bool:
+    """Whether ``phone`` has had its ``SMS_DAILY_CAP_PER_PHONE`` texts in the last 24 hours:
+    messages of the outbox and waitlist offers alike."""
+    since = now - timedelta(hours=24)
+    sent = OutboundMessage.objects.filter(
+        channel=Channel.SMS, status=MessageStatus.SENT, recipient=phone, sent_at__gt=since
+    ).count()
+    offers = WaitlistOffer.objects.filter(entry__patient__phone=phone, texted_at__gt=since)
+    return sent + offers.count() >= settings.SMS_DAILY_CAP_PER_PHONE
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    """A message the provider took: what its record needs, should the transaction that writes
+    it be lost."""
+
+    message_id: int
+    patient: Patient
+    link_token: str
+    recipient: str
+    provider_id: str
+
+
+# How long a worker keeps trying to record a message the provider took while the database is
+# away (a restart, a fail-over); at most half of OUTBOX_STALE_CLAIM_SECONDS, after which the
+# claim would be given back and the message sent again.
+RECORD_RETRY_SECONDS = 60.0
+
+
+def message_send(*, message_id: int, now: datetime | None = None) -> str:
+    """Send one claimed message, or say why not. Returns the outcome recorded."""
+    now = now or timezone.now()
+    appointment_id = (
+        OutboundMessage.objects.filter(pk=message_id)
+        .values_list("appointment_id", flat=True)
+        .first()
+    )
+    if appointment_id is None:
+        return "missing"
+    accepted: list[_Accepted] = []
+    try:
+        with transaction.atomic():
+            return _send_claimed(message_id, appointment_id, now=now, accepted=accepted)
+    except (OperationalError, InterfaceError):
+        if not accepted or connection.in_atomic_block:
+            raise
+        # The message is out, and the transaction recording it (its row, the attempt, the
+        # patient's new link) went with the connection.
+        return _record_accepted(accepted[0], now=now)
+
+
+def _send_claimed(
+    message_id: int, appointment_id: int, *, now: datetime, accepted: list[_Accepted]
+) -> str:
+    # The appointment first, as booking services lock it: a cancel or reschedule waits for this
+    # send to finish, or this send sees their result. Never both orders.
+    appointment = (
+        Appointment.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("location", "appointment_type", "patient")
+        .get(pk=appointment_id)
+    )
+    message = OutboundMessage.objects.select_for_update().get(pk=message_id)
+    if message.status != MessageStatus.SENDING:
+        return "not claimed"
+    refusal = _refusal(message, appointment, now=now)
+    if refusal is not None:
+        status, reason = refusal
+        return _finish(message, status, reason, now=now, outcome="skipped")
+    location = appointment.location
+    if message.channel == Channel.SMS and in_quiet_hours(
+        now, location.zone, location.quiet_hours_start, location.quiet_hours_end
+    ):
+        wake = quiet_hours_end(
+            now, location.zone, location.quiet_hours_start, location.quiet_hours_end
+        )
+        if message.kind not in CHANGE_KINDS and wake >= appointment.start:
+            return _finish(
+                message,
+                MessageStatus.SKIPPED,
+                "only quiet hours were left before the visit",
+                now=now,
+                outcome="skipped",
+            )
+        message.due_at = wake
+        return _finish(
+            message,
+            MessageStatus.PENDING,
+            "held until quiet hours end",
+            now=now,
+            outcome="postponed",
+        )
+    message.attempts += 1
+    token = patient_link_issue(patient=appointment.patient, now=now)
+    try:
+        recipient, provider_id = deliver(message, appointment, link_token=token, now=now)
+    except TransientSendError as exc:
+        if message.attempts >= MAX_ATTEMPTS:
+            return _finish(message, MessageStatus.FAILED, str(exc), now=now, outcome="failed")
+        message.due_at = now + _backoff(message.attempts)
+        return _finish(message, MessageStatus.PENDING, str(exc), now=now, outcome="retry")
+    except PermanentSendError as exc:
+        return _finish(message, MessageStatus.FAILED, str(exc), now=now, outcome="failed")
+    accepted.append(_Accepted(message_id, appointment.patient, token, recipient, provider_id))
+    message.recipient = recipient
+    message.provider_id = provider_id
+    message.sent_at = now
+    return _finish(message, MessageStatus.SENT, "", now=now, outcome="sent")
+
+
+def _record_accepted(sent: _Accepted, *, now: datetime) -> str:
+    """Record a message the provider took once the database answers again: so that it is in
+    the log, its link works, and the stale-claim recovery does not send it a second time.
+
+    The row is marked sent if it is still this worker's claim, or was cancelled meanwhile (it
+    went out before the cancel): a row a reschedule re-planned keeps its new plan, and the
+    attempt alone records this send. Past RECORD_RETRY_SECONDS the error is raised: the claim
+    then goes stale and the message is sent again, the one duplicate left possible.
+    """
+    deadline = time.monotonic() + min(RECORD_RETRY_SECONDS, settings.OUTBOX_STALE_CLAIM_SECONDS / 2)
+    pause = 0.5
+    while True:
+        connection.close()  # the broken one; the next query opens a new connection
+        try:
+            with transaction.atomic():
+                if DeliveryAttempt.objects.filter(
+                    message_id=sent.message_id, outcome="sent"
+                ).exists():
+                    return "sent"  # the commit went through after all; only its answer was lost
+                patient_link_issue(patient=sent.patient, now=now, token=sent.link_token)
+                OutboundMessage.objects.filter(
+                    pk=sent.message_id,
+                    status__in=[MessageStatus.SENDING, MessageStatus.CANCELLED],
+                ).update(
+                    status=MessageStatus.SENT,
+                    detail="",
+                    claimed_at=None,
+                    attempts=F("attempts") + 1,
+                    sent_at=now,
+                    recipient=sent.recipient,
+                    provider_id=sent.provider_id,
+                    updated_at=now,
+                )
+                DeliveryAttempt.objects.create(
+                    message_id=sent.message_id,
+                    at=now,
+                    outcome="sent",
+                    detail="recorded after the database came back",
+                )
+            logger.warning(
+                "message %s: sent, recorded after the database came back", sent.message_id
+            )
+            return "sent"
+        except (OperationalError, InterfaceError):
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(2 * pause, 5.0)
+
+
+def link_email_send(*, patient_id: int, now: datetime | None = None) -> None:
+    """Send a new secure link to the patient's address on record."""
+    now = now or timezone.now()
+    patient = Patient.objects.get(pk=patient_id)
+    upcoming = (
+        Appointment.objects.active()
+        .filter(patient=patient, start__gt=now)
+        .select_related("location")
+        .first()
+    )
+    context = {
+        "patient": patient,
+        "link": link_url(patient_link_issue(patient=patient, now=now)),
+        "location": upcoming.location if upcoming else None,
+    }
+    send_email("notifications/email/link", context, patient.email)

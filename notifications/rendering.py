@@ -1,0 +1,90 @@
+"""Messages rendered and handed to their channel: the templates' context (nothing beyond the
+minimum a patient needs), e-mail with its calendar attachment, and text messages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from smtplib import SMTPException, SMTPRecipientsRefused
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from booking.ics import appointment_ics
+from booking.models import Appointment
+from booking.preparation import appointment_preparation
+from notifications.models import CHANGE_KINDS, Channel, MessageKind, OutboundMessage
+from notifications.sms import PermanentSendError, TransientSendError, get_backend
+
+
+def link_url(token: str) -> str:
+    return settings.PUBLIC_BASE_URL + reverse("patient-link", args=[token])
+
+
+def message_context(appointment: Appointment, *, link: str) -> dict[str, Any]:
+    """What every message template may use: nothing beyond the minimum a patient needs."""
+    location = appointment.location
+    return {
+        "appointment": appointment,
+        "patient": appointment.patient,
+        "location": location,
+        "zone": location.timezone,
+        "type_name": appointment.appointment_type.public_name,
+        "prep": appointment_preparation(appointment),
+        "link": link,
+    }
+
+
+def deliver(
+    message: OutboundMessage, appointment: Appointment, *, link_token: str, now: datetime
+) -> tuple[str, str]:
+    link = link_url(link_token)
+    context = message_context(appointment, link=link)
+    template = f"notifications/messages/{message.kind}"
+    if message.channel == Channel.SMS:
+        body = " ".join(render_to_string(f"{template}.sms.txt", context).split())
+        to = appointment.patient.phone
+        return to, get_backend().send(to, body)
+    attachment = None
+    if message.kind in CHANGE_KINDS:
+        method = "CANCEL" if message.kind == MessageKind.CANCELLED else "REQUEST"
+        attachment = (
+            "appointment.ics",
+            appointment_ics(appointment, now=now, link=link),
+            f"text/calendar; method={method}; charset=utf-8",
+        )
+    to = appointment.patient.email
+    try:
+        send_email(template, context, to, attachment)
+    except SMTPRecipientsRefused as exc:
+        raise PermanentSendError(f"recipient refused: {exc}") from exc
+    except (SMTPException, OSError) as exc:
+        raise TransientSendError(f"mail server: {exc}") from exc
+    except Exception as exc:  # provider APIs through anymail raise their own errors
+        status = getattr(exc, "status_code", None)
+        if isinstance(status, int) and 400 <= status < 500 and status != 429:
+            raise PermanentSendError(str(exc)) from exc
+        raise TransientSendError(str(exc)) from exc
+    return to, ""
+
+
+def send_email(
+    template: str,
+    context: dict[str, Any],
+    to: str,
+    attachment: tuple[str, bytes, str] | None = None,
+) -> None:
+    subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
+    email = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"{template}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+    )
+    email.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    if attachment:
+        email.attach(*attachment)
+    email.send()
