@@ -10,25 +10,30 @@ link, the API and the front desk all meet the same gate.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Func, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from booking.access.roles import is_prescriber
 from booking.errors import BookingError, NotEligible
+from booking.holds import visits_hold
 from booking.models import (
     ACTIVE_STATUSES,
+    CHANGEABLE_STATUSES,
     Appointment,
     AppointmentStatus,
     DecisionOutcome,
     EligibilityDecision,
     Patient,
     Protocol,
+    Series,
+    SeriesStatus,
     TreatmentPlan,
 )
 from scheduling.models import AppointmentKind, AppointmentType, Location
@@ -50,6 +55,10 @@ APPROVALS = frozenset({DecisionOutcome.APPROVED, DecisionOutcome.APPROVED_WITH_C
 # for its series and comes back on resume without passing the gate again, so it keeps its place;
 # cancelled and missed ones do not count.
 COUNTED_STATUSES = frozenset(ACTIVE_STATUSES | {AppointmentStatus.ON_HOLD})
+# The kinds of visit that are a treatment: at most one a day, spaced as the plan says.
+TREATMENT_KINDS = frozenset(
+    {AppointmentKind.INFUSION, AppointmentKind.SPRAVATO, AppointmentKind.BOOSTER}
+)
 
 # A booster follows the infusions it boosts: its interval counts from the last of either.
 _INTERVAL_KINDS: dict[str, frozenset[str]] = {
@@ -255,7 +264,9 @@ def eligibility_decide(
         in_force = TreatmentPlan.objects.filter(patient=patient, revoked_at__isnull=True)
         terms = checked.terms
         if terms is None:
+            stopped = list(in_force.select_related("protocol"))
             in_force.update(revoked_at=now)
+            _plans_stop(patient, stopped, reason="Treatment declined", now=now)
         else:
             in_force.filter(protocol__appointment_type=terms.protocol.appointment_type).update(
                 revoked_at=now
@@ -274,16 +285,51 @@ def eligibility_decide(
 def plan_revoke(
     *, plan: TreatmentPlan, revoked_by: Any, now: datetime | None = None
 ) -> TreatmentPlan:
-    """Withdraw ``plan``: nothing more can be booked under it. Revoking twice is harmless.
-
-    Sessions already booked are kept; holding or cancelling them is the series' business.
-    """
+    """Withdraw ``plan``: nothing more can be booked under it, and what it had booked still to
+    come is put on hold in the same transaction (:func:`_plans_stop`). Revoking twice is
+    harmless."""
     now = now or timezone.now()
     _require_prescriber(revoked_by)
     with transaction.atomic():
-        TreatmentPlan.objects.filter(pk=plan.pk, revoked_at__isnull=True).update(revoked_at=now)
+        Patient.objects.select_for_update(no_key=True).filter(pk=plan.patient_id).exists()
+        revoked = TreatmentPlan.objects.filter(pk=plan.pk, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
         plan.refresh_from_db(fields=["revoked_at"])
+        if revoked:
+            _plans_stop(plan.patient, [plan], reason="Treatment plan withdrawn", now=now)
     return plan
+
+
+def _plans_stop(
+    patient: Patient, plans: list[TreatmentPlan], *, reason: str, now: datetime
+) -> list[Appointment]:
+    """Hold the visits still to come that ``plans`` (just revoked) had booked: the sessions of
+    their series, which go on hold with the reason, and the patient's single visits of their
+    types that no other plan in force covers. The patient's row is locked by the caller."""
+    if not plans:
+        return []
+    types = {plan.protocol.appointment_type_id for plan in plans}
+    covered = set(
+        TreatmentPlan.objects.filter(
+            patient=patient, revoked_at__isnull=True, protocol__appointment_type_id__in=types
+        ).values_list("protocol__appointment_type_id", flat=True)
+    )
+    visits = (
+        Appointment.objects.select_for_update(of=("self",))
+        .select_related("location")
+        .filter(patient=patient, start__gt=now, status__in=sorted(CHANGEABLE_STATUSES))
+        .filter(
+            Q(series__plan__in=plans)
+            | Q(series__isnull=True, appointment_type_id__in=sorted(types - covered))
+        )
+        .order_by("start", "pk")
+    )
+    held = visits_hold(visits=visits, now=now)
+    Series.objects.filter(plan__in=plans, status=SeriesStatus.BOOKED).update(
+        status=SeriesStatus.ON_HOLD, hold_reason=reason, held_at=now
+    )
+    return held
 
 
 def rems_enrolment_record(
@@ -314,8 +360,10 @@ def _check_plan(
     appointment_type: AppointmentType,
     start: datetime | None,
     now: datetime,
+    moving: Appointment | None = None,
 ) -> None:
-    """Refuse with the reason a plan cannot cover one more visit of ``appointment_type``."""
+    """Refuse with the reason a plan cannot cover one more visit of ``appointment_type`` (or,
+    with ``moving``, that visit at its new time: it keeps the session it already holds)."""
     location = appointment_type.location
     if plan.patient_id != patient.pk:
         raise NotEligible("That plan is another patient's.", field="plan")
@@ -347,13 +395,18 @@ def _check_plan(
     used = getattr(plan, "sessions_used", None)
     if used is None:
         used = _sessions_used(plan)
-    if used >= plan.sessions_authorised:
+    if moving is None and used >= plan.sessions_authorised:
         raise NotEligible(
             f"All {plan.sessions_authorised} sessions the plan authorises are booked or used: a "
             "prescriber must approve more.",
             field="patient",
         )
-    if appointment_type.kind == AppointmentKind.SPRAVATO and patient.rems_enrolled_at is None:
+    first_dose_checked = moving is not None  # when it was booked
+    if (
+        appointment_type.kind == AppointmentKind.SPRAVATO
+        and patient.rems_enrolled_at is None
+        and not first_dose_checked
+    ):
         first_dose = not Appointment.objects.filter(
             patient=patient,
             appointment_type__kind=AppointmentKind.SPRAVATO,
@@ -367,7 +420,11 @@ def _check_plan(
             )
     if start is not None and plan.protocol.min_days_since_last:
         _check_interval(
-            plan.protocol, patient=patient, appointment_type=appointment_type, start=start
+            plan.protocol,
+            patient=patient,
+            appointment_type=appointment_type,
+            start=start,
+            exclude=() if moving is None else (moving.pk,),
         )
 
 
@@ -377,7 +434,12 @@ def _sessions_used(plan: TreatmentPlan) -> int:
 
 
 def _check_interval(
-    protocol: Protocol, *, patient: Patient, appointment_type: AppointmentType, start: datetime
+    protocol: Protocol,
+    *,
+    patient: Patient,
+    appointment_type: AppointmentType,
+    start: datetime,
+    exclude: Collection[int] = (),
 ) -> None:
     """A single session keeps ``min_days_since_last`` calendar days (clinic time) from the
     patient's nearest session of the kind it follows, before or after it."""
@@ -393,8 +455,8 @@ def _check_interval(
         status__in=sorted(ACTIVE_STATUSES),
         start__gt=start - timedelta(days=days + 1),
         start__lt=start + timedelta(days=days + 1),
-    ).values_list("start", flat=True)
-    for other in near:
+    )
+    for other in near.exclude(pk__in=exclude).values_list("start", flat=True):
         apart = abs((other.astimezone(zone).date() - local.date()).days)
         if apart < days:
             raise NotEligible(
@@ -410,8 +472,10 @@ def plan_in_force(
     appointment_type: AppointmentType,
     now: datetime,
     start: datetime | None = None,
+    moving: Appointment | None = None,
 ) -> TreatmentPlan:
-    """The plan that lets ``patient`` book one more visit of ``appointment_type``.
+    """The plan that lets ``patient`` book one more visit of ``appointment_type`` (or move
+    ``moving`` to ``start``: it keeps its session and its first-dose check).
 
     Raises ``NotEligible`` (422) saying why not: no decision on file; declined since the last
     approval; no approval for this type; revoked; expired (``valid_until`` passed, clinic time);
@@ -456,8 +520,136 @@ def plan_in_force(
             f"The patient has no approval for {appointment_type.public_name}.",
             field="appointment_type",
         )
-    _check_plan(plan, patient=patient, appointment_type=appointment_type, start=start, now=now)
+    _check_plan(
+        plan,
+        patient=patient,
+        appointment_type=appointment_type,
+        start=start,
+        now=now,
+        moving=moving,
+    )
     return plan
+
+
+def treatment_check(
+    *,
+    patient: Patient,
+    appointment_type: AppointmentType,
+    start: datetime,
+    now: datetime,
+    moving: Appointment | None = None,
+) -> TreatmentPlan | None:
+    """The one rule check every treatment visit passes, booked or moved, whatever the path:
+    the staff API and the desk's calendar, the waitlist, the patient's link, series booking and
+    session moves all call it (the series services for each session).
+
+    A type that needs approval needs a plan in force for the visit (:func:`plan_in_force`).
+    Every treatment keeps its spacing from the patient's other treatment visits
+    (:func:`spacing_check`): at most one a day, and sessions of one type at least the plan's
+    ``min_gap_days`` apart. ``moving`` is the visit being moved: it is not its own neighbour,
+    and a series session's spacing from its own series is the series' cadence, which a
+    prescriber may override (``booking.series.changes``). Returns the plan, if one was needed.
+    Call it after the patient row is locked, before the visit is written.
+    """
+    plan = None
+    if appointment_type.needs_approval:
+        plan = plan_in_force(
+            patient=patient, appointment_type=appointment_type, now=now, start=start, moving=moving
+        )
+    if appointment_type.kind in TREATMENT_KINDS:
+        exclude: set[int] = set()
+        if moving is not None:
+            exclude.add(moving.pk)
+            if moving.series_id is not None:
+                exclude.update(
+                    Appointment.objects.filter(series_id=moving.series_id).values_list(
+                        "pk", flat=True
+                    )
+                )
+        spacing_check(
+            patient=patient,
+            appointment_type=appointment_type,
+            start=start,
+            min_gap_days=plan.protocol.min_gap_days if plan is not None else 1,
+            exclude=exclude,
+        )
+    return plan
+
+
+def spacing_check(
+    *,
+    patient: Patient,
+    appointment_type: AppointmentType,
+    start: datetime,
+    min_gap_days: int,
+    exclude: Collection[int] = (),
+    field: str = "start",
+) -> None:
+    """Refuse a treatment at ``start`` too close to another of the patient's treatment visits
+    (:func:`treatment_days_taken` says which days are)."""
+    day = start.astimezone(appointment_type.location.zone).date()
+    taken = treatment_days_taken(
+        patient=patient,
+        appointment_type=appointment_type,
+        first=day,
+        last=day,
+        min_gap_days=min_gap_days,
+        exclude=exclude,
+    )
+    if day in taken:
+        raise NotEligible(taken[day], field=field)
+
+
+def treatment_days_taken(
+    *,
+    patient: Patient,
+    appointment_type: AppointmentType,
+    first: date,
+    last: date,
+    min_gap_days: int,
+    exclude: Collection[int] = (),
+) -> dict[date, str]:
+    """The local days from ``first`` to ``last`` on which a treatment of ``appointment_type``
+    would break the patient's spacing, each with the reason: a day that has another treatment
+    visit, whatever its type (at most one a day), and a day fewer than ``min_gap_days`` calendar
+    days from a visit of this type (2 is "a free day between sessions"; 1 allows consecutive
+    days). Series proposals leave these days out; bookings and moves are refused on them."""
+    zone = appointment_type.location.zone
+    reach = timedelta(days=max(min_gap_days, 1) + 1)
+    # Generous bounds in UTC; the exact test is on local calendar days below.
+    lo = datetime.combine(first, time(), tzinfo=zone) - reach
+    hi = datetime.combine(last, time(), tzinfo=zone) + reach + timedelta(days=1)
+    near = (
+        Appointment.objects.filter(
+            patient=patient,
+            appointment_type__kind__in=sorted(TREATMENT_KINDS),
+            status__in=sorted(ACTIVE_STATUSES),
+            start__gt=lo,
+            start__lt=hi,
+        )
+        .exclude(pk__in=exclude)
+        .values_list("start", "appointment_type_id")
+    )
+    taken: dict[date, str] = {}
+    for other, type_id in sorted(near):
+        local = other.astimezone(zone)
+        if type_id == appointment_type.pk:
+            for apart in range(1, min_gap_days):
+                for day in (
+                    local.date() - timedelta(days=apart),
+                    local.date() + timedelta(days=apart),
+                ):
+                    taken.setdefault(
+                        day,
+                        f"Sessions of this treatment need at least {min_gap_days} days between "
+                        f"their starts; the patient has one on {local:%Y-%m-%d}.",
+                    )
+        # The same day is refused whatever else is said about it.
+        taken[local.date()] = (
+            f"At most one treatment a day: the patient has one on {local:%Y-%m-%d} at "
+            f"{local:%H:%M}."
+        )
+    return {day: reason for day, reason in taken.items() if first <= day <= last}
 
 
 def booster_check(

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from booking.eligibility import plan_in_force
+from booking.eligibility import treatment_check
 from booking.errors import BookingError, InvalidTransition, PolicyViolation
 from booking.models import (
     CHANGEABLE_STATUSES,
@@ -66,10 +66,10 @@ def appointment_book(
 
     def book() -> Appointment:
         lock_patient_and_check(patient, start, end, exclude=None)
-        if appointment_type.needs_approval:
-            # Under the patient's row lock, so two bookings cannot both take the last session
-            # a plan authorises; before the row exists, so it does not count against itself.
-            plan_in_force(patient=patient, appointment_type=appointment_type, now=now, start=start)
+        # Under the patient's row lock, so two bookings cannot both take the last session a
+        # plan authorises (or one day's only treatment); before the row exists, so it does
+        # not count against itself.
+        treatment_check(patient=patient, appointment_type=appointment_type, start=start, now=now)
         appointment = visit_occupy(
             appointment_type, patient, start, end, source=source, online=online, now=now
         )
@@ -106,6 +106,13 @@ def appointment_reschedule(
         if online:
             _check_online_cutoff(current, now)
         lock_patient_and_check(current.patient, start, end, exclude=current.pk)
+        treatment_check(
+            patient=current.patient,
+            appointment_type=appointment_type,
+            start=start,
+            now=now,
+            moving=current,
+        )
         Allocation.objects.filter(appointment=current, active=True).update(active=False)
         previous_start = current.start
         current.start, current.end = start, end

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from booking.eligibility import local_today, plan_in_force
+from booking.eligibility import local_today, plan_in_force, treatment_check
 from booking.errors import BookingError, InvalidTransition, PatientBusy, PolicyViolation, SlotTaken
 from booking.links import hash_token
 from booking.models import (
@@ -289,13 +289,13 @@ def _offer_to(
             return None  # removed or offered something else meanwhile
         if not _patient_free(patient, start, end):
             return None
-        if appointment_type.needs_approval:
-            try:
-                plan_in_force(
-                    patient=patient, appointment_type=appointment_type, now=now, start=start
-                )
-            except BookingError:
-                return None  # the approval lapsed or is used up: accepting would be refused
+        try:
+            treatment_check(
+                patient=patient, appointment_type=appointment_type, start=start, now=now
+            )
+        except BookingError:
+            return None  # the approval lapsed, is used up, or the time is too near another
+            # treatment: accepting would be refused
         try:
             hold = _hold(appointment_type, patient, start, now)
         except PatientBusy:

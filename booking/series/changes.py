@@ -38,6 +38,7 @@ from booking.errors import (
     PolicyViolation,
     SlotTaken,
 )
+from booking.holds import visits_hold
 from booking.models import (
     CHANGEABLE_STATUSES,
     Allocation,
@@ -430,16 +431,7 @@ def series_hold(*, series: Series, reason: str, now: datetime | None = None) -> 
                 f"A {series.get_status_display().lower()} series cannot be put on hold.",
                 field="series",
             )
-        held = [s for s in _sessions(series) if s.status in CHANGEABLE_STATUSES and s.start > now]
-        if not series.protocol.appointment_type.location.hold_keeps_chairs:
-            Allocation.objects.filter(appointment__in=held, active=True).update(active=False)
-        for session in held:
-            session.status = AppointmentStatus.ON_HOLD
-            session.version += 1
-            session.save(update_fields=["status", "version", "updated_at"])
-            appointment_changed.send(
-                sender=Appointment, appointment=session, change="on_hold", now=now
-            )
+        held = visits_hold(visits=_sessions(series), now=now)
         series.status = SeriesStatus.ON_HOLD
         series.hold_reason = " ".join(reason.split())[:500]
         series.held_at = now

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Q
 from django.utils import timezone
 
-from booking.eligibility import plan_in_force
+from booking.eligibility import plan_in_force, spacing_check, treatment_days_taken
 from booking.errors import BookingError, NotEligible, PatientBusy, PolicyViolation, SlotTaken
 from booking.models import Appointment, Patient, Protocol, Series, TreatmentPlan
 from booking.placement import with_retries, write_allocations
@@ -215,6 +215,15 @@ def series_propose(
         for n in range((last_day - first_day).days + 1)
         if (first_day + timedelta(days=n)).weekday() in cadence.weekdays
     ]
+    # Days another treatment of the patient's already rules out are no candidates.
+    taken = treatment_days_taken(
+        patient=plan.patient,
+        appointment_type=appointment_type,
+        first=first_day,
+        last=last_day,
+        min_gap_days=protocol.min_gap_days,
+    )
+    days = [day for day in days if day not in taken]
     if plan.valid_until < first_day:
         raise NotEligible(
             f"This approval ends on {_day_label(plan.valid_until)}, before that first day.",
@@ -465,6 +474,16 @@ def series_book(
         # The patient row lock comes first: eligibility decisions and other bookings for the
         # patient take it too, so the plan's sessions left cannot change under this count.
         _lock_patient_and_check_sessions(plan.patient, starts, ends)
+        # Each session keeps its spacing from the patient's other treatments (the sessions'
+        # spacing from one another is the cadence, checked above).
+        for n, start in enumerate(starts):
+            spacing_check(
+                patient=plan.patient,
+                appointment_type=appointment_type,
+                start=start,
+                min_gap_days=protocol.min_gap_days,
+                field=f"starts.{n}",
+            )
         sessions = _plan_sessions(plan, appointment_type, now, start=starts[0])
         if len(starts) != sessions:
             raise PolicyViolation(

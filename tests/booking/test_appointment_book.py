@@ -233,7 +233,10 @@ def test_a_patient_may_book_again_once_the_visit_is_over_or_cancelled(
     appointment_book(appointment_type=infusion, patient=patient, start=at("2026-06-03T11:00-04:00"))
 
     appointment_cancel(appointment=consult)
-    appointment_book(appointment_type=infusion, patient=patient, start=at("2026-06-03T08:30-04:00"))
+    # Over the cancelled consultation (one treatment a day is the infusion at 11:00).
+    appointment_book(
+        appointment_type=consultation, patient=patient, start=at("2026-06-03T09:30-04:00")
+    )
 
 
 # --- Rules about the start itself ---------------------------------------------------------------

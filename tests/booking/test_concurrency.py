@@ -22,7 +22,7 @@ from booking.errors import BookingError
 from booking.models import Allocation, Appointment, Patient
 from booking.services import appointment_book
 from scheduling.availability import Placement, Problem
-from scheduling.models import AppointmentType, ResourceKind, StaffRole
+from scheduling.models import AppointmentKind, AppointmentType, ResourceKind, StaffRole
 from tests.conftest import CHAIR_ONLY
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -117,7 +117,9 @@ def lane_guard_off(transactional_db: None) -> Iterator[None]:
 def half_hour_on_one_chair(make_location, make_resource, make_type) -> AppointmentType:
     location = make_location()
     make_resource(location, ResourceKind.CHAIR)
-    return make_type(location, duration=30, needs=CHAIR_ONLY)
+    # Not a treatment: a round's winner races again the same day, which one treatment a day
+    # would refuse; the lanes are what this race is about.
+    return make_type(location, duration=30, needs=CHAIR_ONLY, kind=AppointmentKind.CONSULTATION)
 
 
 def race_for_one_chair(
@@ -181,7 +183,8 @@ def test_a_nurse_takes_three_concurrent_infusions_and_refuses_the_fourth(
     if widened:
         request.getfixturevalue("slow_check")
     patients = [make_patient() for _ in range(4)]
-    starts = [OPENING + timedelta(hours=2 * n) for n in range(4)]
+    # A round a day: one treatment a day is each patient's, the nurse's lanes are the race.
+    starts = [OPENING + timedelta(days=n) for n in range(4)]
 
     def attempt(worker: int, round_no: int) -> object:
         return appointment_book(

@@ -301,7 +301,7 @@ def new_booking(who: Patient, **changes: Any) -> dict[str, Any]:
     return body
 
 
-def test_the_desk_books_a_visit(desk_client, desk_user, patient, visit):
+def test_the_desk_books_a_visit(desk_client, desk_user, patient):
     response = post(desk_client, LIST, new_booking(patient))
 
     assert response.status_code == 201, response.content
