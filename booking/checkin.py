@@ -18,7 +18,14 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from booking.access.roles import CARE, CHANGE, CHECK_IN, OVERRIDE_CHECKLIST, REVIEW_MEDICATIONS
+from booking.access.roles import (
+    CARE,
+    CHANGE,
+    CHECK_IN,
+    OVERRIDE_CHECKLIST,
+    REVIEW_MEDICATIONS,
+    is_prescriber,
+)
 from booking.errors import BookingError, InvalidTransition, PolicyViolation
 from booking.models import (
     CONSENT_VALID_DAYS,
@@ -27,6 +34,7 @@ from booking.models import (
     AppointmentEvent,
     AppointmentStatus,
 )
+from scheduling.clock import clinic_time
 from scheduling.models import AppointmentKind
 
 S = AppointmentStatus
@@ -259,15 +267,19 @@ def appointment_escort_arrived(
 
 
 def appointment_discharge(
-    *, appointment: Appointment, by: Any, now: datetime | None = None
+    *, appointment: Appointment, by: Any, now: datetime | None = None, override_reason: str = ""
 ) -> Appointment:
-    """In chair or recovering → discharged; a visit that needs an escort needs them present."""
+    """In chair or recovering → discharged; a visit that needs an escort needs them present,
+    and the type's observation must be over (:attr:`Appointment.may_leave_at`). A prescriber
+    may discharge before it with a reason, recorded in the visit's history."""
+    override_reason = " ".join(override_reason.split())[:500]
 
     def change(current: Appointment, at: datetime) -> list[str]:
         if current.appointment_type.escort_required and current.escort_present_at is None:
             raise PolicyViolation(
                 "Discharge waits for the escort: record them as present first.", field="escort"
             )
+        _observed(current, at, by, override_reason)
         current.status, current.discharged_at = S.DISCHARGED, at
         return ["status", "discharged_at"]
 
@@ -280,6 +292,31 @@ def appointment_discharge(
         change=change,
         kind="discharged",
     )
+
+
+def _observed(current: Appointment, at: datetime, by: Any, override_reason: str) -> None:
+    visit_type = current.appointment_type
+    if not visit_type.observation_minutes:
+        return
+    leave = current.may_leave_at
+    if leave is not None and at >= leave:
+        return
+    if not override_reason:
+        since = "dosing" if visit_type.observation_from == "seated" else "the end of the infusion"
+        when = (
+            f"may leave at {clinic_time(leave, current.location.timezone)}"
+            if leave is not None
+            else "is not observed yet"
+            + ("" if visit_type.observation_from == "seated" else ": move them to recovery first")
+        )
+        raise PolicyViolation(
+            f"The patient {when} ({visit_type.observation_minutes} minutes of observation from "
+            f"{since}). A prescriber can discharge earlier with a reason.",
+            field="observation",
+        )
+    if not is_prescriber(by):
+        raise PermissionDenied("Only a prescriber can discharge before the observation time.")
+    _event(current, "discharge_override", by, at, override_reason)
 
 
 def appointment_no_show(

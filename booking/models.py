@@ -234,6 +234,16 @@ class Appointment(models.Model):
         size = getattr(self, "series_size", None) or 0
         return f"Session {self.series_index} of {max(size, self.series_index)}"
 
+    @property
+    def may_leave_at(self) -> datetime | None:
+        """When the type's observation ends: from dosing (seated) or from the end of the
+        infusion (recovering). None when the type asks for none, or it has not begun."""
+        visit_type = self.appointment_type
+        if not visit_type.observation_minutes:
+            return None
+        began = self.seated_at if visit_type.observation_from == "seated" else self.recovering_at
+        return None if began is None else began + timedelta(minutes=visit_type.observation_minutes)
+
     def is_late(self, now: datetime) -> bool:
         """Past the location's late threshold without having arrived: the board prompts no-show."""
         return self.status in CHANGEABLE_STATUSES and now > self.start + timedelta(

@@ -10,6 +10,7 @@ from scheduling.models import (
     AppointmentKind,
     AppointmentType,
     Location,
+    ObservationStart,
     ResourceKind,
     ResourceRequirement,
     StaffRole,
@@ -39,6 +40,8 @@ class TypeDefault:
     fasting_clear_liquids_hours: int | None = None
     escort_required: bool = False
     no_driving_hours: int = 0
+    observation_minutes: int = 0
+    observation_from: str = ObservationStart.RECOVERING
 
 
 # A chair is turned over for 10 minutes after every session; the nurse watches up to three
@@ -74,6 +77,7 @@ DEFAULT_TYPES: tuple[TypeDefault, ...] = (
         fasting_clear_liquids_hours=2,
         escort_required=True,
         no_driving_hours=24,
+        observation_minutes=40,
     ),
     TypeDefault(
         slug="iv-pain",
@@ -86,6 +90,7 @@ DEFAULT_TYPES: tuple[TypeDefault, ...] = (
         fasting_clear_liquids_hours=2,
         escort_required=True,
         no_driving_hours=24,
+        observation_minutes=40,
     ),
     TypeDefault(
         slug="spravato",
@@ -98,6 +103,8 @@ DEFAULT_TYPES: tuple[TypeDefault, ...] = (
         fasting_clear_liquids_hours=None,
         escort_required=True,
         no_driving_hours=24,
+        observation_minutes=120,
+        observation_from=ObservationStart.SEATED,
     ),
     TypeDefault(
         slug="booster",
@@ -110,6 +117,7 @@ DEFAULT_TYPES: tuple[TypeDefault, ...] = (
         fasting_clear_liquids_hours=2,
         escort_required=True,
         no_driving_hours=24,
+        observation_minutes=40,
     ),
 )
 
@@ -133,6 +141,8 @@ def appointment_types_install_defaults(*, location: Location) -> list[Appointmen
                 "fasting_clear_liquids_hours": default.fasting_clear_liquids_hours,
                 "escort_required": default.escort_required,
                 "no_driving_hours": default.no_driving_hours,
+                "observation_minutes": default.observation_minutes,
+                "observation_from": default.observation_from,
             },
         )
         if was_created:

@@ -177,6 +177,11 @@ class AppointmentKind(models.TextChoices):
     BOOSTER = "booster", "Booster"
 
 
+class ObservationStart(models.TextChoices):
+    SEATED = "seated", "From dosing (the patient seated)"
+    RECOVERING = "recovering", "From the end of the infusion (recovery)"
+
+
 GRID_CHOICES = [
     (5, "5 min"),
     (10, "10 min"),
@@ -210,6 +215,14 @@ class AppointmentType(models.Model):
     fasting_clear_liquids_hours = models.PositiveSmallIntegerField(null=True, blank=True)
     escort_required = models.BooleanField(default=False)
     no_driving_hours = models.PositiveSmallIntegerField(default=0)
+    # The least observation before discharge: Spravato's REMS asks two hours from dosing; an
+    # infusion, a recovery after it ends. A prescriber may discharge earlier, with a reason.
+    observation_minutes = models.PositiveSmallIntegerField(
+        default=0, help_text="The least time a patient is observed before discharge; 0 for none."
+    )
+    observation_from = models.CharField(
+        max_length=12, choices=ObservationStart.choices, default=ObservationStart.RECOVERING
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:

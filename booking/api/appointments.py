@@ -261,6 +261,16 @@ class CheckInInput(StrictSerializer):
     )
 
 
+class DischargeInput(StrictSerializer):
+    override_reason = Text(
+        max_length=500,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="A prescriber's reason to discharge before the observation time is over.",
+    )
+
+
 # --- Views -------------------------------------------------------------------------------------
 
 
@@ -482,12 +492,18 @@ class AppointmentEscortPresent(_Change):
 
 
 @extend_schema(
-    request=None,
-    responses=_responses(_NOT_NOW, "`policy_violation`: the escort is not here yet."),
+    request=DischargeInput,
+    responses=_responses(
+        _NOT_NOW,
+        "`policy_violation`: the escort is not here yet, or the observation time is not over "
+        "(`fields.observation` says when the patient may leave).",
+    ),
 )
 class AppointmentDischarge(_Change):
-    """In the chair or recovering → discharged; a visit that needs an escort waits for them."""
+    """In the chair or recovering → discharged; a visit that needs an escort waits for them,
+    and the type's observation time must be over unless a prescriber gives a reason."""
 
+    incoming = DischargeInput
     service = checkin.appointment_discharge
     change = "discharged"
 

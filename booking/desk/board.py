@@ -71,6 +71,7 @@ EVENT_LABELS = {
     "recovering": "Recovering",
     "escort_present": "Escort present",
     "discharged": "Discharged",
+    "discharge_override": "Discharged before the observation time",
     "no_show": "No-show",
 }
 
@@ -304,7 +305,7 @@ ACTIONS: dict[str, tuple[Run, str]] = {
         "{name}'s escort is here.",
     ),
     "discharge": (
-        lambda a, by, _r: checkin.appointment_discharge(appointment=a, by=by),
+        lambda a, by, r: checkin.appointment_discharge(appointment=a, by=by, override_reason=r),
         "{name} discharged.",
     ),
     "no-show": (

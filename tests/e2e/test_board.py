@@ -4,9 +4,10 @@ complete, and a nurse takes them from the chair to discharge."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db.models import F
 from playwright.sync_api import Page, expect
 
 from booking import checkin
@@ -85,6 +86,13 @@ def test_the_desk_checks_in_and_a_nurse_discharges(
     ):
         click(page, visit, label)
         expect(row).to_contain_text(shown)
+    expect(row).to_contain_text("may leave")
+    click(page, visit, "Discharge")
+    expect(page.get_by_role("status")).to_contain_text("40 minutes of observation")
+    # Forty minutes later: the recovery is over.
+    Appointment.objects.filter(pk=visit.pk).update(
+        recovering_at=F("recovering_at") - timedelta(minutes=40)
+    )
     click(page, visit, "Discharge")
     expect(page.get_by_role("status")).to_contain_text("Grace Hopper discharged.")
     expect(row.locator(".badge.status")).to_have_text(re.compile("^Discharged$"))

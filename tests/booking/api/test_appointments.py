@@ -16,6 +16,7 @@ import time_machine
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.db.models import F
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
@@ -519,10 +520,19 @@ def test_discharge_needs_the_escort_present(nurse_client, desk_user, nurse, visi
     assert "escort" in refused["fields"]
 
     assert post(nurse_client, url(visit, "escort-present")).status_code == 200
+    observed(visit)
     response = post(nurse_client, url(visit, "discharge"))
 
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "discharged"
+
+
+def observed(visit: Appointment) -> None:
+    """The visit's observation is over: its recovery began as long ago as the type asks."""
+    minutes = visit.appointment_type.observation_minutes
+    Appointment.objects.filter(pk=visit.pk).update(
+        recovering_at=F("recovering_at") - timedelta(minutes=minutes)
+    )
 
 
 def test_steps_out_of_order_are_409(nurse_client, visit):

@@ -104,6 +104,10 @@ def _ready_to_go(visit: Appointment, boss: User) -> None:
     _in_chair(visit, boss)
     checkin.appointment_recover(appointment=visit, by=boss)
     checkin.appointment_escort_arrived(appointment=visit, by=boss)
+    # Its recovery began as long ago as the type's observation asks.
+    Appointment.objects.filter(pk=visit.pk).update(
+        recovering_at=NOW - timedelta(minutes=visit.appointment_type.observation_minutes)
+    )
 
 
 def _listing(location: str) -> Callable[[Client, Appointment, Patient], Any]:

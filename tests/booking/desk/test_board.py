@@ -355,6 +355,8 @@ def test_a_nurse_takes_a_visit_from_arrival_to_discharge_once_the_escort_is_here
     refused = step(nurse_client, visit, "discharge")
     assert "Discharge waits for the escort" in shown_messages(refused)[0]
     step(nurse_client, visit, "escort-present")
+    # Its recovery began as long ago as the type's observation asks.
+    Appointment.objects.filter(pk=visit.pk).update(recovering_at=NOW - timedelta(minutes=40))
     done = step(nurse_client, visit, "discharge")
 
     assert shown_messages(done) == ["Ada Early discharged."]
