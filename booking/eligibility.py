@@ -543,7 +543,8 @@ def treatment_check(
     the staff API and the desk's calendar, the waitlist, the patient's link, series booking and
     session moves all call it (the series services for each session).
 
-    A type that needs approval needs a plan in force for the visit (:func:`plan_in_force`).
+    The patient must be at least the type's ``min_age_years`` on the visit's local day. A type
+    that needs approval needs a plan in force for the visit (:func:`plan_in_force`).
     Every treatment keeps its spacing from the patient's other treatment visits
     (:func:`spacing_check`): at most one a day, and sessions of one type at least the plan's
     ``min_gap_days`` apart. ``moving`` is the visit being moved: it is not its own neighbour,
@@ -551,6 +552,7 @@ def treatment_check(
     prescriber may override (``booking.series.changes``). Returns the plan, if one was needed.
     Call it after the patient row is locked, before the visit is written.
     """
+    age_check(patient=patient, appointment_type=appointment_type, start=start)
     plan = None
     if appointment_type.needs_approval:
         plan = plan_in_force(
@@ -574,6 +576,23 @@ def treatment_check(
             exclude=exclude,
         )
     return plan
+
+
+def age_check(*, patient: Patient, appointment_type: AppointmentType, start: datetime) -> None:
+    """Refuse a visit for a patient younger than the type's ``min_age_years`` on its local day
+    (a birthday counts from the start of that day where the clinic is)."""
+    least = appointment_type.min_age_years
+    if not least:
+        return
+    day = start.astimezone(appointment_type.location.zone).date()
+    born = patient.date_of_birth
+    age = day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+    if age < least:
+        raise NotEligible(
+            f"{appointment_type.public_name} is for patients aged {least} or over on the day of "
+            "the visit.",
+            field="patient",
+        )
 
 
 def spacing_check(

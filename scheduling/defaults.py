@@ -36,6 +36,7 @@ class TypeDefault:
     holds: tuple[Hold, ...]
     bookable_online: bool = False
     needs_approval: bool = True
+    min_age_years: int = 18
     fasting_solids_hours: int | None = None
     fasting_clear_liquids_hours: int | None = None
     escort_required: bool = False
@@ -65,6 +66,7 @@ DEFAULT_TYPES: tuple[TypeDefault, ...] = (
         ),
         bookable_online=True,
         needs_approval=False,
+        min_age_years=0,
     ),
     TypeDefault(
         slug="iv-mood",
@@ -137,6 +139,7 @@ def appointment_types_install_defaults(*, location: Location) -> list[Appointmen
                 "duration_minutes": default.duration,
                 "bookable_online": default.bookable_online,
                 "needs_approval": default.needs_approval,
+                "min_age_years": default.min_age_years,
                 "fasting_solids_hours": default.fasting_solids_hours,
                 "fasting_clear_liquids_hours": default.fasting_clear_liquids_hours,
                 "escort_required": default.escort_required,

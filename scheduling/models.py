@@ -209,7 +209,12 @@ class AppointmentType(models.Model):
     min_notice_minutes = models.PositiveIntegerField(default=12 * 60)
     horizon_days = models.PositiveSmallIntegerField(default=90)
     bookable_online = models.BooleanField(default=False)
-    needs_approval = models.BooleanField(default=False)
+    # A type added later is gated until someone decides otherwise: treatment needs a
+    # prescriber's approval unless the clinic says it does not.
+    needs_approval = models.BooleanField(default=True)
+    min_age_years = models.PositiveSmallIntegerField(
+        default=0, help_text="The youngest a patient may be on the day of the visit; 0 for any age."
+    )
     # Preparation, used by reminders and the pre-visit checklist.
     fasting_solids_hours = models.PositiveSmallIntegerField(null=True, blank=True)
     fasting_clear_liquids_hours = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -224,6 +224,8 @@ def make_type(db: None) -> Callable[..., AppointmentType]:
             "duration_minutes": duration,
             "min_notice_minutes": 0,
             "bookable_online": True,
+            # No approval gate or age floor unless the test is about them.
+            "needs_approval": False,
         }
         values.update(fields)
         appointment_type = AppointmentType.objects.create(location=location, **values)

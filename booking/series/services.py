@@ -25,7 +25,12 @@ from zoneinfo import ZoneInfo
 from django.db.models import Q
 from django.utils import timezone
 
-from booking.eligibility import plan_in_force, spacing_check, treatment_days_taken
+from booking.eligibility import (
+    age_check,
+    plan_in_force,
+    spacing_check,
+    treatment_days_taken,
+)
 from booking.errors import BookingError, NotEligible, PatientBusy, PolicyViolation, SlotTaken
 from booking.models import Appointment, Patient, Protocol, Series, TreatmentPlan
 from booking.placement import with_retries, write_allocations
@@ -474,6 +479,8 @@ def series_book(
         # The patient row lock comes first: eligibility decisions and other bookings for the
         # patient take it too, so the plan's sessions left cannot change under this count.
         _lock_patient_and_check_sessions(plan.patient, starts, ends)
+        # The first session is the youngest the patient will be at any of them.
+        age_check(patient=plan.patient, appointment_type=appointment_type, start=starts[0])
         # Each session keeps its spacing from the patient's other treatments (the sessions'
         # spacing from one another is the cadence, checked above).
         for n, start in enumerate(starts):
