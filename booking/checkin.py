@@ -302,13 +302,14 @@ def _observed(current: Appointment, at: datetime, by: Any, override_reason: str)
     if leave is not None and at >= leave:
         return
     if not override_reason:
-        since = "dosing" if visit_type.observation_from == "seated" else "the end of the infusion"
-        when = (
-            f"may leave at {clinic_time(leave, current.location.timezone)}"
-            if leave is not None
-            else "is not observed yet"
-            + ("" if visit_type.observation_from == "seated" else ": move them to recovery first")
-        )
+        from_dosing = visit_type.observation_from == "seated"
+        if leave is not None:
+            when = f"may leave at {clinic_time(leave, current.location.timezone)}"
+        elif from_dosing:
+            when = "is not observed yet"
+        else:
+            when = "is not observed yet: move them to recovery first"
+        since = "dosing" if from_dosing else "the end of the infusion"
         raise PolicyViolation(
             f"The patient {when} ({visit_type.observation_minutes} minutes of observation from "
             f"{since}). A prescriber can discharge earlier with a reason.",
