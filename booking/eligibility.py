@@ -10,11 +10,12 @@ link, the API and the front desk all meet the same gate.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -27,6 +28,7 @@ from booking.models import (
     ACTIVE_STATUSES,
     CHANGEABLE_STATUSES,
     Appointment,
+    AppointmentEvent,
     AppointmentStatus,
     DecisionOutcome,
     EligibilityDecision,
@@ -538,7 +540,9 @@ def treatment_check(
     start: datetime,
     now: datetime,
     moving: Appointment | None = None,
-) -> TreatmentPlan | None:
+    by: Any = None,
+    override_reason: str = "",
+) -> list[str]:
     """The one rule check every treatment visit passes, booked or moved, whatever the path:
     the staff API and the desk's calendar, the waitlist, the patient's link, series booking and
     session moves all call it (the series services for each session).
@@ -549,10 +553,27 @@ def treatment_check(
     (:func:`spacing_check`): at most one a day, and sessions of one type at least the plan's
     ``min_gap_days`` apart. ``moving`` is the visit being moved: it is not its own neighbour,
     and a series session's spacing from its own series is the series' cadence, which a
-    prescriber may override (``booking.series.changes``). Returns the plan, if one was needed.
-    Call it after the patient row is locked, before the visit is written.
+    prescriber may override (``booking.series.changes``).
+
+    The age and the spacing are clinical judgements: a prescriber (``by``) may override them
+    with ``override_reason``, and the rules overridden are returned for the visit's history
+    (:func:`rules_override_record`); anybody else giving a reason is refused (403). A plan not
+    in force needs a decision, not an override. Call it after the patient row is locked, before
+    the visit is written.
     """
-    age_check(patient=patient, appointment_type=appointment_type, start=start)
+    overridden: list[str] = []
+
+    def judged(rule: Callable[[], None]) -> None:
+        try:
+            rule()
+        except NotEligible as refused:
+            if not override_reason:
+                raise
+            if not is_prescriber(by):
+                raise PermissionDenied("Only a prescriber can override a clinical rule.") from None
+            overridden.append(refused.message)
+
+    judged(lambda: age_check(patient=patient, appointment_type=appointment_type, start=start))
     plan = None
     if appointment_type.needs_approval:
         plan = plan_in_force(
@@ -568,14 +589,29 @@ def treatment_check(
                         "pk", flat=True
                     )
                 )
-        spacing_check(
-            patient=patient,
-            appointment_type=appointment_type,
-            start=start,
-            min_gap_days=plan.protocol.min_gap_days if plan is not None else 1,
-            exclude=exclude,
+        min_gap_days = plan.protocol.min_gap_days if plan is not None else 1
+        judged(
+            lambda: spacing_check(
+                patient=patient,
+                appointment_type=appointment_type,
+                start=start,
+                min_gap_days=min_gap_days,
+                exclude=exclude,
+            )
         )
-    return plan
+    return overridden
+
+
+def rules_override_record(
+    *, appointment: Appointment, overridden: list[str], by: Any, reason: str, now: datetime
+) -> None:
+    """Keep a prescriber's override of clinical rules in the visit's history: the reason, and
+    each rule it set aside."""
+    if overridden:
+        detail = f"{' '.join(reason.split())} (overriding: {' '.join(overridden)})"
+        AppointmentEvent.objects.create(
+            appointment=appointment, kind="rule_override", by=by, at=now, detail=detail[:500]
+        )
 
 
 def age_check(*, patient: Patient, appointment_type: AppointmentType, start: datetime) -> None:

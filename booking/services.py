@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from booking.eligibility import treatment_check
+from booking.eligibility import rules_override_record, treatment_check
 from booking.errors import BookingError, InvalidTransition, PolicyViolation
 from booking.models import (
     CHANGEABLE_STATUSES,
@@ -51,12 +51,15 @@ def appointment_book(
     source: str = "staff",
     now: datetime | None = None,
     by: Any = None,
+    override_reason: str = "",
 ) -> Appointment:
     """Book ``patient`` into a visit of ``appointment_type`` starting at ``start``.
 
     ``source="online"`` applies the type's minimum notice; the front desk may book any future
-    slot. ``by`` is the staff member acting, for the history. Raises ``SlotTaken`` (409),
-    ``PatientBusy`` (409) or ``PolicyViolation`` (422).
+    slot. ``by`` is the staff member acting, for the history; a prescriber may set the age and
+    spacing rules aside with ``override_reason`` (:func:`booking.eligibility.treatment_check`).
+    Raises ``SlotTaken`` (409), ``PatientBusy`` (409), ``PolicyViolation`` or ``NotEligible``
+    (422).
     """
     now = now or timezone.now()
     _require_aware(start)
@@ -69,9 +72,19 @@ def appointment_book(
         # Under the patient's row lock, so two bookings cannot both take the last session a
         # plan authorises (or one day's only treatment); before the row exists, so it does
         # not count against itself.
-        treatment_check(patient=patient, appointment_type=appointment_type, start=start, now=now)
+        overridden = treatment_check(
+            patient=patient,
+            appointment_type=appointment_type,
+            start=start,
+            now=now,
+            by=by,
+            override_reason=override_reason,
+        )
         appointment = visit_occupy(
             appointment_type, patient, start, end, source=source, online=online, now=now
+        )
+        rules_override_record(
+            appointment=appointment, overridden=overridden, by=by, reason=override_reason, now=now
         )
         appointment_changed.send(
             sender=Appointment, appointment=appointment, change="booked", now=now, by=by
@@ -88,9 +101,11 @@ def appointment_reschedule(
     online: bool = False,
     now: datetime | None = None,
     by: Any = None,
+    override_reason: str = "",
 ) -> Appointment:
     """Move ``appointment`` to ``start``: its old lanes are released and new ones taken at once,
-    or nothing changes."""
+    or nothing changes. A prescriber may set the age and spacing rules aside with
+    ``override_reason``, as when booking."""
     now = now or timezone.now()
     _require_aware(start)
     appointment_type = appointment.appointment_type
@@ -106,12 +121,17 @@ def appointment_reschedule(
         if online:
             _check_online_cutoff(current, now)
         lock_patient_and_check(current.patient, start, end, exclude=current.pk)
-        treatment_check(
+        overridden = treatment_check(
             patient=current.patient,
             appointment_type=appointment_type,
             start=start,
             now=now,
             moving=current,
+            by=by,
+            override_reason="" if online else override_reason,
+        )
+        rules_override_record(
+            appointment=current, overridden=overridden, by=by, reason=override_reason, now=now
         )
         Allocation.objects.filter(appointment=current, active=True).update(active=False)
         previous_start = current.start

@@ -194,11 +194,24 @@ class AppointmentListQuery(StrictSerializer, DateRangeQuery):
         return attrs
 
 
+RULE_OVERRIDE_HELP = (
+    "A prescriber's reason to set aside the minimum age or a treatment's spacing (one a day, "
+    "the plan's gap), kept in the visit's history; anybody else giving one is refused."
+)
+
+
+def rule_override_field() -> Text:
+    return Text(
+        max_length=500, required=False, default="", allow_blank=True, help_text=RULE_OVERRIDE_HELP
+    )
+
+
 class NewAppointment(StrictSerializer):
     location = Slug(max_length=50, help_text="A location you work at.")
     appointment_type = Slug(max_length=50)
     patient = StrictInteger(min_value=1, help_text="The patient's id.")
     start = AwareDateTime(help_text="ISO 8601 with its UTC offset.")
+    override_reason = rule_override_field()
 
     def validate_location(self, value: str) -> Location:
         return _staff_location(value, self.context["user"])
@@ -238,6 +251,7 @@ class NoInput(StrictSerializer):
 
 class AppointmentMoveInput(StrictSerializer):
     start = AwareDateTime(help_text="The new start, ISO 8601 with its UTC offset.")
+    override_reason = rule_override_field()
 
 
 class AppointmentCancelInput(StrictSerializer):
@@ -345,13 +359,17 @@ class AppointmentList(APIView):
         incoming = NewAppointment(data=request.data, context={"user": request.user})
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
-        appointment = appointment_book(
-            appointment_type=data["appointment_type"],
-            patient=data["patient"],
-            start=data["start"],
-            source="staff",
-            by=request.user,
-        )
+        try:
+            appointment = appointment_book(
+                appointment_type=data["appointment_type"],
+                patient=data["patient"],
+                start=data["start"],
+                source="staff",
+                by=request.user,
+                override_reason=data["override_reason"],
+            )
+        except DjangoPermissionDenied as refused:
+            raise exceptions.PermissionDenied(str(refused) or None) from refused
         appointment = _scoped(request, appointment.reference)
         _audit(request, "create", appointment)
         return Response(appointment_body(appointment), status=status.HTTP_201_CREATED)

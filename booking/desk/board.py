@@ -72,6 +72,7 @@ EVENT_LABELS = {
     "escort_present": "Escort present",
     "discharged": "Discharged",
     "discharge_override": "Discharged before the observation time",
+    "rule_override": "Clinical rule set aside by a prescriber",
     "no_show": "No-show",
 }
 

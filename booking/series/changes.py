@@ -227,15 +227,28 @@ def visit_move(
     by: Any = None,
     online: bool = False,
     now: datetime | None = None,
+    override_reason: str = "",
 ) -> Appointment:
     """Move a visit to ``start``: a session of a series keeps its protocol's cadence with its
-    neighbours (:func:`series_session_reschedule`), any other visit moves on its own."""
+    neighbours (:func:`series_session_reschedule`), any other visit moves on its own. A
+    prescriber's ``override_reason`` sets aside what a prescriber may (the cadence, the age and
+    spacing rules)."""
     if appointment.series_id:
         return series_session_reschedule(
-            appointment=appointment, start=start, by=by, online=online, now=now
+            appointment=appointment,
+            start=start,
+            by=by,
+            override_reason=override_reason,
+            online=online,
+            now=now,
         )[0]
     return appointment_reschedule(
-        appointment=appointment, start=start, by=by, online=online, now=now
+        appointment=appointment,
+        start=start,
+        by=by,
+        override_reason=override_reason,
+        online=online,
+        now=now,
     )
 
 
@@ -356,7 +369,12 @@ def series_session_reschedule(
                 else:
                     moved.append(
                         appointment_reschedule(
-                            appointment=session, start=new_start, online=online, now=now
+                            appointment=session,
+                            start=new_start,
+                            online=online,
+                            now=now,
+                            by=by,
+                            override_reason=override_reason,
                         )
                     )
             except (SlotTaken, PatientBusy, PolicyViolation) as refused:

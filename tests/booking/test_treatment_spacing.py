@@ -253,3 +253,77 @@ def test_a_cancelled_visit_leaves_its_day_free(staff, patient, treated):
     response = post(staff, "/api/v1/appointments/", {**body, "start": start.isoformat()})
 
     assert response.status_code == 201, response.content
+
+
+# --- A prescriber's override -------------------------------------------------------------------
+
+
+def test_a_prescriber_sets_the_spacing_aside_with_a_reason_kept_in_the_history(
+    clinic, patient, treated
+):
+    prescriber = staff_user(Role.PRESCRIBER, clinic, username="dr.override")
+    start, rule = CASES["the next day"]
+    body = {"location": "midtown", "appointment_type": "iv-mood", "patient": patient.pk}
+
+    response = post(
+        client_for(prescriber),
+        "/api/v1/appointments/",
+        {**body, "start": start.isoformat(), "override_reason": "Protocol B, reviewed today"},
+    )
+
+    assert response.status_code == 201, response.content
+    booked = Appointment.objects.get(reference=response.json()["reference"])
+    override = booked.events.get(kind="rule_override")
+    assert override.by == prescriber
+    assert override.detail.startswith("Protocol B, reviewed today (overriding: ")
+    assert rule in override.detail
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_nobody_else_may_set_a_rule_aside(case, clinic, infusion, patient, treated):
+    desk = client_for(staff_user(Role.FRONT_DESK, clinic))
+    start, _rule = CASES[case]
+    other = appointment_book(
+        appointment_type=infusion, patient=patient, start=at(DAY + timedelta(days=5), 10), now=NOW
+    )
+    body = {"location": "midtown", "appointment_type": "iv-mood", "patient": patient.pk}
+    reason = {"start": start.isoformat(), "override_reason": "The patient insists"}
+
+    created = post(desk, "/api/v1/appointments/", {**body, **reason})
+    moved = post(desk, f"/api/v1/appointments/{other.reference}/reschedule/", reason)
+
+    for response in (created, moved):
+        assert response.status_code == 403, response.content
+        assert "Only a prescriber" in response.json()["error"]["message"]
+    assert infusions(patient) == [FIRST, at(DAY + timedelta(days=5), 10)]
+
+
+def test_a_prescriber_moves_a_visit_there_with_a_reason(staff, infusion, patient, treated):
+    start, _rule = CASES["the same day"]
+    other = appointment_book(
+        appointment_type=infusion, patient=patient, start=at(DAY + timedelta(days=5), 10), now=NOW
+    )
+
+    response = post(
+        staff,
+        f"/api/v1/appointments/{other.reference}/reschedule/",
+        {"start": start.isoformat(), "override_reason": "Two short sessions, as prescribed"},
+    )
+
+    assert response.status_code == 200, response.content
+    other.refresh_from_db()
+    assert other.start == start
+    assert other.events.filter(kind="rule_override").count() == 1
+
+
+def test_the_plan_itself_is_no_rule_to_set_aside(staff, clinic, make_patient):
+    unapproved = make_patient()
+    body = {"location": "midtown", "appointment_type": "iv-mood", "patient": unapproved.pk}
+
+    response = post(
+        staff,
+        "/api/v1/appointments/",
+        {**body, "start": FIRST.isoformat(), "override_reason": "Approved by phone"},
+    )
+
+    refused(response, "No eligibility decision is on file")
