@@ -638,7 +638,6 @@ def spacing_check(
     start: datetime,
     min_gap_days: int,
     exclude: Collection[int] = (),
-    field: str = "start",
 ) -> None:
     """Refuse a treatment at ``start`` too close to another of the patient's treatment visits
     (:func:`treatment_days_taken` says which days are)."""
@@ -652,7 +651,7 @@ def spacing_check(
         exclude=exclude,
     )
     if day in taken:
-        raise NotEligible(taken[day], field=field)
+        raise NotEligible(taken[day], field="start")
 
 
 def treatment_days_taken(
