@@ -178,12 +178,6 @@ def build() -> None:
             EligibilityDecision(
                 patient=patients[n],
                 outcome=DecisionOutcome.APPROVED,
-                uncontrolled_hypertension=False,
-                psychosis_history=False,
-                pregnancy=False,
-                recent_cardiac_event=False,
-                substance_use_concern=False,
-                anaesthesia_reaction=False,
                 decided_by=prescriber_user,
                 decided_at=decided,
             )

@@ -216,7 +216,7 @@ def build(rng: random.Random) -> tuple[Any, dict[str, float]]:
     from django.contrib.auth.models import Permission, User
 
     from booking.defaults import protocols_install_defaults
-    from booking.eligibility import CONTRAINDICATIONS, eligibility_decide
+    from booking.eligibility import contraindications_none, eligibility_decide
     from booking.models import Allocation, Appointment, DecisionOutcome, Patient, TreatmentPlan
     from scheduling.availability import Placement, from_minutes
     from scheduling.defaults import appointment_types_install_defaults
@@ -368,7 +368,7 @@ def build(rng: random.Random) -> tuple[Any, dict[str, float]]:
     eligibility_decide(
         patient=patient,
         outcome=DecisionOutcome.APPROVED,
-        contraindications=dict.fromkeys(CONTRAINDICATIONS, False),
+        contraindications=contraindications_none(),
         protocol=protocols["mood-induction"],
         sessions_authorised=6,
         valid_until=FIRST_DAY + timedelta(days=90),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from booking.models import IntakeOption, IntakeOptionKind, Protocol
+from booking.models import Contraindication, IntakeOption, IntakeOptionKind, Protocol
 from scheduling.models import AppointmentType, Location
 
 DEFAULT_CONDITIONS = (
@@ -45,6 +45,36 @@ def intake_options_install_defaults(*, location: Location) -> list[IntakeOption]
         for n, text in enumerate(DEFAULT_SCREENING)
     ]
     return IntakeOption.objects.bulk_create(rows)
+
+
+# What a prescriber asks about before approving ketamine or esketamine (DESIGN §2; the ASKP3
+# consensus and the Spravato label), as (slug, label). The first six were the decision's own
+# fields before the list became the clinic's to edit: their slugs are the old field names.
+DEFAULT_CONTRAINDICATIONS = (
+    ("uncontrolled_hypertension", "Uncontrolled high blood pressure"),
+    ("psychosis_history", "History of psychosis"),
+    ("pregnancy", "Pregnancy"),
+    ("recent_cardiac_event", "Recent heart attack, stroke or other cardiac event"),
+    ("substance_use_concern", "Active substance use"),
+    ("anaesthesia_reaction", "Past serious reaction to ketamine or an anaesthetic"),
+    ("arrhythmia", "Arrhythmia"),
+    ("seizure_disorder", "Seizure disorder"),
+    ("raised_intracranial_pressure", "Raised intracranial or intraocular pressure"),
+    ("mania", "Current or recent mania"),
+    ("breastfeeding", "Breastfeeding"),
+)
+
+
+@transaction.atomic
+def contraindications_install_defaults() -> list[Contraindication]:
+    """Install the default contraindications, unless the clinic already has a list of its own
+    (an edited list is never overwritten)."""
+    if Contraindication.objects.exists():
+        return []
+    return Contraindication.objects.bulk_create(
+        Contraindication(slug=slug, label=label, position=n)
+        for n, (slug, label) in enumerate(DEFAULT_CONTRAINDICATIONS)
+    )
 
 
 EVERY_DAY = "0123456"

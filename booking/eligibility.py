@@ -21,7 +21,8 @@ from django.db.models import F, Func, IntegerField, OuterRef, Q, QuerySet, Subqu
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from booking.access.roles import is_prescriber
+from booking.access.roles import CARE, is_prescriber
+from booking.defaults import contraindications_install_defaults
 from booking.errors import BookingError, NotEligible
 from booking.holds import visits_hold
 from booking.models import (
@@ -30,6 +31,8 @@ from booking.models import (
     Appointment,
     AppointmentEvent,
     AppointmentStatus,
+    Contraindication,
+    ContraindicationAnswer,
     DecisionOutcome,
     EligibilityDecision,
     Patient,
@@ -39,17 +42,6 @@ from booking.models import (
     TreatmentPlan,
 )
 from scheduling.models import AppointmentKind, AppointmentType, Location
-
-# The contraindications a prescriber reviews with every patient (DESIGN §2), as the decision's
-# fields. Each must be answered: a missing answer is not a "no".
-CONTRAINDICATIONS: tuple[str, ...] = (
-    "uncontrolled_hypertension",
-    "psychosis_history",
-    "pregnancy",
-    "recent_cardiac_event",
-    "substance_use_concern",
-    "anaesthesia_reaction",
-)
 
 APPROVALS = frozenset({DecisionOutcome.APPROVED, DecisionOutcome.APPROVED_WITH_CONDITIONS})
 
@@ -114,16 +106,43 @@ def plans_with_usage(plans: QuerySet[TreatmentPlan]) -> QuerySet[TreatmentPlan]:
     )
 
 
-def _validate_contraindications(contraindications: dict[str, bool]) -> dict[str, bool]:
-    unknown = sorted(set(contraindications) - set(CONTRAINDICATIONS))
-    if unknown:
-        raise BookingError(f"Unknown contraindications: {', '.join(unknown)}.", field=unknown[0])
-    for name in CONTRAINDICATIONS:
-        if not isinstance(contraindications.get(name), bool):
-            raise BookingError(
-                "Record whether this contraindication is present (true or false).", field=name
-            )
-    return {name: contraindications[name] for name in CONTRAINDICATIONS}
+def contraindications_asked() -> list[Contraindication]:
+    """The contraindications every decision answers: the clinic's list (``Contraindication``),
+    in its order, retired entries left out. The list is never empty: where none was ever set
+    up, the defaults are installed first."""
+    asked = list(Contraindication.objects.filter(is_active=True))
+    if not asked and not Contraindication.objects.exists():
+        contraindications_install_defaults()
+        asked = list(Contraindication.objects.filter(is_active=True))
+    return asked
+
+
+def contraindications_none() -> dict[str, bool]:
+    """Every contraindication asked, answered "absent"."""
+    return {item.slug: False for item in contraindications_asked()}
+
+
+def contraindications_unanswered(
+    answers: dict[str, Any], asked: list[Contraindication] | None = None
+) -> dict[str, str]:
+    """What is wrong with ``answers`` (slug → True when present), per slug: one not asked, or
+    one asked and not answered true or false. A missing answer is not a "no"."""
+    slugs = {item.slug for item in (contraindications_asked() if asked is None else asked)}
+    problems = dict.fromkeys(answers, "Not a contraindication the clinic asks about.")
+    for slug in slugs:
+        problems.pop(slug, None)
+        if not isinstance(answers.get(slug), bool):
+            problems[slug] = "Record whether this contraindication is present (true or false)."
+    return problems
+
+
+def _validate_contraindications(answers: dict[str, Any]) -> list[tuple[Contraindication, bool]]:
+    asked = contraindications_asked()
+    problems = contraindications_unanswered(answers, asked)
+    if problems:
+        slug = sorted(problems)[0]
+        raise BookingError(problems[slug], field=slug)
+    return [(item, answers[item.slug]) for item in asked]
 
 
 @dataclass(frozen=True)
@@ -137,7 +156,7 @@ class PlanTerms:
 
 @dataclass(frozen=True)
 class CheckedDecision:
-    answers: dict[str, bool]
+    answers: list[tuple[Contraindication, bool]]
     terms: PlanTerms | None
 
 
@@ -180,7 +199,7 @@ def decision_validate(
         return CheckedDecision(answers, None)
     if outcome == DecisionOutcome.APPROVED_WITH_CONDITIONS and not conditions.strip():
         raise BookingError("Say which conditions the approval carries.", field="conditions")
-    if outcome == DecisionOutcome.APPROVED and any(answers.values()):
+    if outcome == DecisionOutcome.APPROVED and any(present for _, present in answers):
         # A contraindication noted and approved anyway must say on what terms.
         raise BookingError(
             "A contraindication is present: approve with conditions, or decline.",
@@ -227,7 +246,8 @@ def eligibility_decide(
 ) -> EligibilityDecision:
     """Record a prescriber's eligibility decision for ``patient``; an approval creates its plan.
 
-    ``contraindications`` answers every name in :data:`CONTRAINDICATIONS` (True: present). An
+    ``contraindications`` answers every slug of :func:`contraindications_asked` (True:
+    present); each answer is kept with who recorded it and when. An
     approval needs ``protocol``, ``sessions_authorised`` and ``valid_until`` (a clinic-local
     date, inclusive); "approved with conditions" needs ``conditions``, and so does approving
     with a contraindication present. A decline authorises nothing.
@@ -261,7 +281,17 @@ def eligibility_decide(
             conditions=conditions.strip(),
             decided_by=decided_by,
             decided_at=now,
-            **checked.answers,
+        )
+        ContraindicationAnswer.objects.bulk_create(
+            ContraindicationAnswer(
+                patient=patient,
+                decision=decision,
+                contraindication=item,
+                present=present,
+                recorded_by=decided_by,
+                recorded_at=now,
+            )
+            for item, present in checked.answers
         )
         in_force = TreatmentPlan.objects.filter(patient=patient, revoked_at__isnull=True)
         terms = checked.terms
@@ -332,6 +362,34 @@ def _plans_stop(
         status=SeriesStatus.ON_HOLD, hold_reason=reason, held_at=now
     )
     return held
+
+
+def contraindication_flag(
+    *,
+    patient: Patient,
+    contraindication: Contraindication,
+    by: Any,
+    note: str = "",
+    now: datetime | None = None,
+) -> ContraindicationAnswer:
+    """Record that ``contraindication`` is now present for ``patient`` (a nurse or prescriber
+    noticed it after the decision). Treatment stops at check-in ("treatment authorised" is
+    unmet) until a prescriber decides again, answering it afresh."""
+    if not (is_prescriber(by) or by.has_perm(CARE)):
+        raise PermissionDenied("Only a nurse or prescriber can flag a contraindication.")
+    if not contraindication.is_active:
+        raise BookingError("The clinic no longer asks about that.", field="contraindication")
+    note = " ".join(note.split())
+    if len(note) > 500:
+        raise BookingError("Keep the note under 500 characters.", field="note")
+    return ContraindicationAnswer.objects.create(
+        patient=patient,
+        contraindication=contraindication,
+        present=True,
+        note=note,
+        recorded_by=by,
+        recorded_at=now or timezone.now(),
+    )
 
 
 def rems_enrolment_record(

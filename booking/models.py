@@ -49,6 +49,13 @@ class Patient(models.Model):
     rems_patient_id = models.CharField(max_length=64, blank=True)
     # The signed treatment consent on file; it is current for CONSENT_VALID_DAYS after signing.
     treatment_consent_at = models.DateTimeField(null=True, blank=True)
+    # Known allergies, kept beside the medications reviewed at each visit; "" is not "none":
+    # ``allergies_recorded_at`` says whether anybody asked.
+    allergies = models.TextField(blank=True)
+    allergies_recorded_at = models.DateTimeField(null=True, blank=True)
+    allergies_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -161,6 +168,11 @@ class Appointment(models.Model):
     escort_name = models.CharField(max_length=120, blank=True)
     escort_phone = models.CharField(max_length=32, blank=True)
     escort_updated_at = models.DateTimeField(null=True, blank=True)
+    # Who took the escort's details (by phone, at the desk); empty when the patient gave them
+    # through their link.
+    escort_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     confirmed_at = models.DateTimeField(null=True, blank=True)
     # The pre-visit checklist and the visit's progress at the desk (see booking.checkin).
     fasting_acknowledged_at = models.DateTimeField(null=True, blank=True)
@@ -424,8 +436,26 @@ class DecisionOutcome(models.TextChoices):
     DECLINED = "declined", "Declined"
 
 
+class Contraindication(models.Model):
+    """A condition the prescriber asks about at every eligibility decision: the clinic's own
+    list, installed with the defaults of ``booking.defaults``. An entry no longer asked is
+    retired (``is_active``), never deleted, so every answer keeps its question."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    label = models.CharField(max_length=200)
+    position = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
 class EligibilityDecision(models.Model):
-    """A prescriber's decision after a consultation, with the contraindications reviewed."""
+    """A prescriber's decision after a consultation, with the contraindications reviewed (its
+    ``answers``)."""
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="decisions")
     consultation = models.ForeignKey(
@@ -433,13 +463,6 @@ class EligibilityDecision(models.Model):
     )
     outcome = models.CharField(max_length=24, choices=DecisionOutcome.choices)
     conditions = models.TextField(blank=True)
-    # Contraindications reviewed with the patient: True means present.
-    uncontrolled_hypertension = models.BooleanField()
-    psychosis_history = models.BooleanField()
-    pregnancy = models.BooleanField()
-    recent_cardiac_event = models.BooleanField()
-    substance_use_concern = models.BooleanField()
-    anaesthesia_reaction = models.BooleanField()
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -450,6 +473,46 @@ class EligibilityDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_outcome_display()} ({self.decided_at:%Y-%m-%d})"
+
+
+class ContraindicationAnswer(models.Model):
+    """Whether a contraindication is present for a patient, who recorded it and when: answered
+    at a decision (``decision`` set), or flagged later by clinical staff (``decision`` empty),
+    which stops treatment at check-in until a prescriber decides again."""
+
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="contraindication_answers"
+    )
+    decision = models.ForeignKey(
+        EligibilityDecision,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="answers",
+    )
+    contraindication = models.ForeignKey(
+        Contraindication, on_delete=models.PROTECT, related_name="answers"
+    )
+    present = models.BooleanField()
+    note = models.CharField(max_length=500, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["contraindication__position", "contraindication_id", "recorded_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["decision", "contraindication"],
+                condition=Q(decision__isnull=False),
+                name="contraindication_answered_once",
+            ),
+        ]
+        indexes = [models.Index(fields=["patient", "recorded_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.contraindication}: {'present' if self.present else 'absent'}"
 
 
 class PlanStatus(models.TextChoices):

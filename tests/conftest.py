@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission, User
 from django.db import connection
 
 from booking.defaults import protocols_install_defaults
-from booking.eligibility import CONTRAINDICATIONS, eligibility_decide
+from booking.eligibility import contraindications_none, eligibility_decide
 from booking.models import Appointment, DecisionOutcome, Patient
 from booking.signals import appointment_changed
 from scheduling.defaults import appointment_types_install_defaults
@@ -142,7 +142,7 @@ def make_approved_patient(clinic: Location) -> Callable[..., Patient]:
             eligibility_decide(
                 patient=patient,
                 outcome=DecisionOutcome.APPROVED,
-                contraindications=dict.fromkeys(CONTRAINDICATIONS, False),
+                contraindications=contraindications_none(),
                 protocol=protocol,
                 sessions_authorised=100,
                 valid_until=date(2027, 12, 31),

@@ -30,6 +30,7 @@ from booking.api.toolkit import (
 )
 from booking.eligibility import (
     MAX_SESSIONS_AUTHORISED,
+    contraindications_unanswered,
     eligibility_decide,
     plan_revoke,
     plans_with_usage,
@@ -80,15 +81,6 @@ class PlanSerializer(serializers.Serializer[TreatmentPlan]):
         return plan.status(now=self.context["now"])
 
 
-class ContraindicationsSerializer(serializers.Serializer[EligibilityDecision]):
-    uncontrolled_hypertension = serializers.BooleanField()
-    psychosis_history = serializers.BooleanField()
-    pregnancy = serializers.BooleanField()
-    recent_cardiac_event = serializers.BooleanField()
-    substance_use_concern = serializers.BooleanField()
-    anaesthesia_reaction = serializers.BooleanField()
-
-
 class DecisionSerializer(serializers.Serializer[EligibilityDecision]):
     id = serializers.IntegerField()
     patient = serializers.IntegerField(source="patient_id")
@@ -97,12 +89,19 @@ class DecisionSerializer(serializers.Serializer[EligibilityDecision]):
     )
     outcome = serializers.ChoiceField(choices=DecisionOutcome.choices)
     conditions = serializers.CharField()
-    contraindications = ContraindicationsSerializer(source="*")
+    contraindications = serializers.SerializerMethodField(
+        help_text="Each contraindication reviewed, by the clinic's slug: true when present."
+    )
     decided_by = serializers.CharField(source="decided_by.get_username")
     decided_at = serializers.DateTimeField()
     plan = serializers.SerializerMethodField(
         help_text="The plan an approval created; null when declined."
     )
+
+    @extend_schema_field(serializers.DictField(child=serializers.BooleanField()))
+    def get_contraindications(self, decision: EligibilityDecision) -> dict[str, bool]:
+        answers = decision.answers.select_related("contraindication")
+        return {a.contraindication.slug: a.present for a in answers}
 
     @extend_schema_field(PlanSerializer(allow_null=True))
     def get_plan(self, decision: EligibilityDecision) -> dict[str, Any] | None:
@@ -113,16 +112,20 @@ class DecisionSerializer(serializers.Serializer[EligibilityDecision]):
 # --- Input -------------------------------------------------------------------------------------
 
 
-class ContraindicationAnswers(StrictSerializer):
-    """Every contraindication reviewed with the patient: true when present. All are required:
-    an unanswered one is not a no."""
+class ContraindicationAnswers(serializers.DictField):
+    """Every contraindication the clinic asks about, by its slug (``GET`` the list from the
+    admin or a decision's answers): true when present. All are required: an unanswered one is
+    not a no."""
 
-    uncontrolled_hypertension = StrictBoolean()
-    psychosis_history = StrictBoolean()
-    pregnancy = StrictBoolean()
-    recent_cardiac_event = StrictBoolean()
-    substance_use_concern = StrictBoolean()
-    anaesthesia_reaction = StrictBoolean()
+    child = StrictBoolean()
+
+    def to_internal_value(self, data: Any) -> dict[str, bool]:
+        if not isinstance(data, dict):
+            self.fail("not_a_dict", input_type=type(data).__name__)
+        problems = contraindications_unanswered(data)
+        if problems:
+            raise serializers.ValidationError(problems)
+        return dict(data)
 
 
 class NewDecision(StrictSerializer):

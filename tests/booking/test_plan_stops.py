@@ -14,7 +14,7 @@ import time_machine
 from django.contrib.auth.models import User
 
 from booking.access.roles import Role
-from booking.eligibility import CONTRAINDICATIONS, eligibility_decide
+from booking.eligibility import contraindications_none, eligibility_decide
 from booking.models import (
     Appointment,
     AppointmentStatus,
@@ -121,7 +121,7 @@ def test_declining_a_patient_holds_every_session_still_to_come(clinic, patient, 
     eligibility_decide(
         patient=patient,
         outcome=DecisionOutcome.DECLINED,
-        contraindications=dict.fromkeys(CONTRAINDICATIONS, False),
+        contraindications=contraindications_none(),
         decided_by=prescriber,
         now=NOW,
     )
@@ -136,7 +136,7 @@ def test_a_plan_replaced_by_a_new_approval_keeps_its_sessions(clinic, patient, b
     eligibility_decide(
         patient=patient,
         outcome=DecisionOutcome.APPROVED,
-        contraindications=dict.fromkeys(CONTRAINDICATIONS, False),
+        contraindications=contraindications_none(),
         protocol=plan.protocol,
         sessions_authorised=12,
         valid_until=date(2027, 6, 30),

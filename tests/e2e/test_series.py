@@ -11,7 +11,7 @@ from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from booking.defaults import protocols_install_defaults
-from booking.eligibility import CONTRAINDICATIONS, eligibility_decide
+from booking.eligibility import contraindications_none, eligibility_decide
 from booking.links import patient_link_issue
 from booking.models import AppointmentStatus, DecisionOutcome, Series
 from scheduling.models import Location
@@ -39,7 +39,7 @@ def test_an_approved_patient_picks_preferences_sees_the_proposal_and_books_the_s
     eligibility_decide(
         patient=patient,
         outcome=DecisionOutcome.APPROVED,
-        contraindications=dict.fromkeys(CONTRAINDICATIONS, False),
+        contraindications=contraindications_none(),
         protocol=mood,
         sessions_authorised=6,
         valid_until=date(2027, 1, 31),

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from booking.access.roles import Role
 from booking.defaults import intake_options_install_defaults, protocols_install_defaults
-from booking.eligibility import CONTRAINDICATIONS, eligibility_decide
+from booking.eligibility import contraindications_none, eligibility_decide
 from booking.errors import BookingError
 from booking.models import (
     SMS_CONSENT_VERSION,
@@ -145,7 +145,7 @@ def _approve(patient: Patient, appointment_type: AppointmentType, by: User, now:
     eligibility_decide(
         patient=patient,
         outcome=DecisionOutcome.APPROVED,
-        contraindications=dict.fromkeys(CONTRAINDICATIONS, False),
+        contraindications=contraindications_none(),
         protocol=protocol,
         sessions_authorised=protocol.sessions,
         valid_until=(now + timedelta(days=90)).date(),

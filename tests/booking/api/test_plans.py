@@ -17,12 +17,12 @@ from django.contrib.auth.models import Permission, User
 from django.core.cache import cache
 from django.test import Client
 
-from booking.api.plans import ContraindicationAnswers
-from booking.defaults import protocols_install_defaults
-from booking.eligibility import CONTRAINDICATIONS, eligibility_decide, plan_in_force
+from booking.defaults import DEFAULT_CONTRAINDICATIONS, protocols_install_defaults
+from booking.eligibility import eligibility_decide, plan_in_force
 from booking.errors import NotEligible
 from booking.models import (
     Appointment,
+    Contraindication,
     DecisionOutcome,
     EligibilityDecision,
     Patient,
@@ -38,7 +38,8 @@ from tests.booking.api.helpers import assert_error
 DECISIONS = "/api/v1/plans/decisions/"
 PLANS = "/api/v1/plans/"
 NOW = datetime.fromisoformat("2026-06-01T12:00:00+00:00")  # Monday, 08:00 in New York
-NONE_PRESENT = dict.fromkeys(CONTRAINDICATIONS, False)
+ASKED = tuple(slug for slug, _ in DEFAULT_CONTRAINDICATIONS)
+NONE_PRESENT = dict.fromkeys(ASKED, False)
 
 
 @pytest.fixture(autouse=True)
@@ -246,7 +247,7 @@ def test_it_names_each_unanswered_contraindication(prescriber, make_patient, pro
     error = assert_error(post(as_user(prescriber), DECISIONS, body), 400)
 
     named = error["fields"]["contraindications"]
-    assert set(named) == set(CONTRAINDICATIONS) - {"pregnancy"}
+    assert set(named) == set(ASKED) - {"pregnancy"}
 
 
 @pytest.mark.parametrize(
@@ -273,8 +274,24 @@ def test_it_names_the_field_of_a_bad_decision(prescriber, make_patient, protocol
     assert not EligibilityDecision.objects.exists()
 
 
-def test_the_contraindications_input_asks_every_reviewed_contraindication():
-    assert tuple(ContraindicationAnswers().fields) == CONTRAINDICATIONS
+def test_a_contraindication_the_clinic_adds_is_asked_and_one_it_retires_is_not(
+    prescriber, make_patient, protocols
+):
+    Contraindication.objects.filter(slug="breastfeeding").update(is_active=False)
+    Contraindication.objects.create(slug="glaucoma", label="Glaucoma", position=20)
+    body = approval(make_patient(), protocols["mood-induction"])
+
+    error = assert_error(post(as_user(prescriber), DECISIONS, body), 400)
+    assert set(error["fields"]["contraindications"]) == {"breastfeeding", "glaucoma"}
+
+    body["contraindications"] = {**NONE_PRESENT, "glaucoma": False}
+    del body["contraindications"]["breastfeeding"]
+    created = post(as_user(prescriber), DECISIONS, body)
+    assert created.status_code == 201, created.content
+    assert created.json()["contraindications"] == {
+        **{slug: False for slug in ASKED if slug != "breastfeeding"},
+        "glaucoma": False,
+    }
 
 
 # --- GET /api/v1/plans/?patient= ---------------------------------------------------------------

@@ -14,7 +14,7 @@ import time_machine
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from booking.eligibility import CONTRAINDICATIONS, eligibility_decide
+from booking.eligibility import contraindications_none, eligibility_decide
 from booking.models import (
     Allocation,
     Appointment,
@@ -204,7 +204,7 @@ def test_it_refuses_a_plan_the_prescriber_has_since_declined(desk, prescriber, p
     eligibility_decide(
         patient=plan.patient,
         outcome=DecisionOutcome.DECLINED,
-        contraindications=dict.fromkeys(CONTRAINDICATIONS, False),
+        contraindications=contraindications_none(),
         decided_by=prescriber,
         now=NOW,
     )

@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 
 from booking.defaults import protocols_install_defaults
-from booking.eligibility import CONTRAINDICATIONS, eligibility_decide
+from booking.eligibility import contraindications_none, eligibility_decide
 from booking.errors import InvalidTransition, NotEligible, PolicyViolation, SlotTaken
 from booking.links import patient_link_issue
 from booking.models import (
@@ -103,7 +103,7 @@ def approve(prescriber: User) -> Callable[..., TreatmentPlan]:
         decision = eligibility_decide(
             patient=patient,
             outcome=DecisionOutcome.APPROVED,
-            contraindications=dict.fromkeys(CONTRAINDICATIONS, False),
+            contraindications=contraindications_none(),
             protocol=protocol,
             sessions_authorised=protocol.sessions,
             valid_until=date(2027, 1, 31),

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from bench.series import exhaustive_best
 from booking.defaults import protocols_install_defaults
-from booking.eligibility import CONTRAINDICATIONS, eligibility_decide, plan_revoke
+from booking.eligibility import contraindications_none, eligibility_decide, plan_revoke
 from booking.errors import NotEligible, PolicyViolation
 from booking.models import DecisionOutcome, Patient, Protocol, TreatmentPlan
 from booking.series import services as series_module
@@ -78,7 +78,7 @@ def approve(prescriber: User) -> Callable[..., TreatmentPlan]:
         eligibility_decide(
             patient=patient,
             outcome=DecisionOutcome.APPROVED,
-            contraindications=dict.fromkeys(CONTRAINDICATIONS, False),
+            contraindications=contraindications_none(),
             protocol=protocol,
             sessions_authorised=sessions or protocol.sessions,
             valid_until=valid_until,
