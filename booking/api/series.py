@@ -226,6 +226,15 @@ class CancelRestInput(StrictSerializer):
     reason = Text(max_length=500)
 
 
+class ResumeInput(StrictSerializer):
+    override_reason = Text(
+        max_length=500,
+        required=False,
+        default="",
+        help_text="A prescriber's reason to set aside the age or spacing rules for a session.",
+    )
+
+
 class RescheduleInput(StrictSerializer):
     start = AwareDateTime()
     shift_later = StrictBoolean(
@@ -363,14 +372,16 @@ class SeriesHold(APIView):
 
 class SeriesResume(APIView):
     """Bring every held session back at its time, or none: a session whose time was taken or
-    has passed is named (409), to be given a new time first."""
+    has passed is named (409), to be given a new time first; one the clinical rules refuse
+    (no plan in force, age, spacing) is named with the rule (422). A prescriber may set the age
+    and spacing rules aside with `override_reason` (recorded)."""
 
     permission_classes = [IsAuthenticated, ModelPermissions]
     queryset = Series.objects.all()
 
     @extend_schema(
         operation_id="series_resume",
-        request=None,
+        request=ResumeInput,
         responses={
             200: SeriesSerializer,
             403: _FORBIDDEN,
@@ -380,11 +391,19 @@ class SeriesResume(APIView):
                 "`slot_taken` naming the sessions that cannot come back, or "
                 "`invalid_transition` when the series is not on hold.",
             ),
+            422: OpenApiResponse(ERROR, "`not_eligible` naming the session and the rule."),
         },
     )
     def post(self, request: Request, pk: int) -> Response:
         series = get_object_or_404(series_for(request.user), pk=pk)
-        series_resume(series=series, now=timezone.now())
+        incoming = ResumeInput(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        series_resume(
+            series=series,
+            by=request.user,
+            override_reason=incoming.validated_data["override_reason"],
+            now=timezone.now(),
+        )
         return _series_response(request, series.pk)
 
 

@@ -30,6 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from booking.access.roles import is_prescriber
+from booking.eligibility import rules_override_record, treatment_check
 from booking.errors import (
     BookingError,
     InvalidTransition,
@@ -44,6 +45,7 @@ from booking.models import (
     Allocation,
     Appointment,
     AppointmentStatus,
+    Patient,
     ScheduleOverride,
     Series,
     SeriesStatus,
@@ -192,15 +194,28 @@ def _sessions(series: Series) -> list[Appointment]:
     )
 
 
-def _move_held(session: Appointment, start: datetime, now: datetime) -> Appointment:
+def _move_held(
+    session: Appointment, start: datetime, now: datetime, by: Any, override_reason: str
+) -> Appointment:
     """Give a held session a new time. Its chairs were released by the hold (the resume checks
-    the new time), unless the location keeps them: then they move with it, checked now."""
+    the new time), unless the location keeps them: then they move with it, checked now. The
+    clinical rules are checked now as for any move (and again on resume)."""
     appointment_type = session.appointment_type
     check_policy(appointment_type, start, now, online=False)
     end = start + timedelta(minutes=appointment_type.duration_minutes)
 
     def move() -> Appointment:
+        Patient.objects.select_for_update(no_key=True).filter(pk=session.patient_id).exists()
         current = Appointment.objects.select_for_update().get(pk=session.pk)
+        overridden = treatment_check(
+            patient=current.patient,
+            appointment_type=appointment_type,
+            start=start,
+            now=now,
+            moving=current,
+            by=by,
+            override_reason=override_reason,
+        )
         kept = Allocation.objects.filter(appointment=current, active=True).update(active=False)
         previous_start = current.start
         current.start, current.end = start, end
@@ -208,6 +223,9 @@ def _move_held(session: Appointment, start: datetime, now: datetime) -> Appointm
         current.save(update_fields=["start", "end", "version", "updated_at"])
         if kept:
             visit_place(current, online=False, now=now)
+        rules_override_record(
+            appointment=current, overridden=overridden, by=by, reason=override_reason, now=now
+        )
         appointment_changed.send(
             sender=Appointment,
             appointment=current,
@@ -365,7 +383,7 @@ def series_session_reschedule(
             new_start = moves[session.pk]
             try:
                 if session.status == AppointmentStatus.ON_HOLD:
-                    moved.append(_move_held(session, new_start, now))
+                    moved.append(_move_held(session, new_start, now, by, override_reason))
                 else:
                     moved.append(
                         appointment_reschedule(
@@ -457,8 +475,19 @@ def series_hold(*, series: Series, reason: str, now: datetime | None = None) -> 
     return held
 
 
-def series_resume(*, series: Series, now: datetime | None = None) -> list[Appointment]:
+def series_resume(
+    *,
+    series: Series,
+    by: Any = None,
+    override_reason: str = "",
+    now: datetime | None = None,
+) -> list[Appointment]:
     """Bring every held session back to booked, its reminders planned again (``resumed``).
+
+    Each session meets the clinical rules again (``treatment_check``, as a move would): a plan
+    in force for it (a withdrawn or declined one needs a new approval first), the age and the
+    spacing from the patient's other treatments, which a prescriber (``by``) may set aside with
+    ``override_reason``. A refusal names the session and the rule (422) and resumes nothing.
 
     A session whose chairs were released is placed again by the engine at its own time. If any
     session's time was taken meanwhile, clashes with another of the patient's visits or has
@@ -473,7 +502,10 @@ def series_resume(*, series: Series, now: datetime | None = None) -> list[Appoin
             raise InvalidTransition("Only a series on hold can be resumed.", field="series")
         zone = series.protocol.appointment_type.location.timezone
         held = [s for s in _sessions(series) if s.status == AppointmentStatus.ON_HOLD]
+        if held:
+            Patient.objects.select_for_update(no_key=True).filter(pk=held[0].patient_id).exists()
         blocked: list[tuple[int, str]] = []
+        overrides: list[tuple[Appointment, list[str]]] = []
         for session in held:
             when = clinic_datetime(session.start, zone)
             if session.start <= now:
@@ -484,6 +516,26 @@ def series_resume(*, series: Series, now: datetime | None = None) -> list[Appoin
                     )
                 )
                 continue
+            try:
+                overrides.append(
+                    (
+                        session,
+                        treatment_check(
+                            patient=session.patient,
+                            appointment_type=session.appointment_type,
+                            start=session.start,
+                            now=now,
+                            moving=session,
+                            by=by,
+                            override_reason=override_reason,
+                        ),
+                    )
+                )
+            except NotEligible as refused:
+                raise NotEligible(
+                    f"Session {session.series_index} ({when}) cannot resume: {refused.message}",
+                    field=refused.field,
+                ) from refused
 
             def place(session: Appointment = session) -> None:
                 # Held sessions are not active, so the patient may have booked over them.
@@ -516,6 +568,10 @@ def series_resume(*, series: Series, now: datetime | None = None) -> list[Appoin
                 f"The series cannot resume: {reasons}. Give "
                 f"{'it' if len(blocked) == 1 else 'them'} a new time first.",
                 sessions=[index for index, _ in blocked],
+            )
+        for session, overridden in overrides:
+            rules_override_record(
+                appointment=session, overridden=overridden, by=by, reason=override_reason, now=now
             )
         for session in held:
             session.status = AppointmentStatus.BOOKED
