@@ -59,6 +59,7 @@ STATUS_LABELS: dict[str, str] = {
     str(value): str(label) for value, label in AppointmentStatus.choices
 } | {str(AppointmentStatus.HELD): HELD_TITLE}
 _HELD = str(AppointmentStatus.HELD)
+_ON_HOLD = str(AppointmentStatus.ON_HOLD)
 
 _MINUTES_PER_DAY = 24 * 60
 _EPOCH = date(1970, 1, 1)
@@ -359,6 +360,8 @@ def _events_json(
             title, series = f"{name}{type_title} · {label}", f'"{label}"'
         else:
             title, series = name + type_title, "null"
+        if status == _ON_HOLD:
+            title = f"On hold: call the patient · {title}"
         append(
             f'{{"id":{_quote(reference)},"resourceIds":[{resources}],{times},'
             f'"title":{_quote(title)},"status":{_quote(status)}{type_fields},'

@@ -1,8 +1,9 @@
 """The visit at the desk: the pre-visit checklist, check-in, chair, recovery, discharge, no-show.
 
-Check-in waits until the checklist is complete (fasting acknowledged, escort confirmed,
-medications reviewed, consent current). A nurse or prescriber may override an incomplete list by
-giving a reason, which is kept on the visit. Discharge needs the escort in person when the visit
+Check-in waits until the checklist is complete (treatment authorised, fasting acknowledged,
+escort confirmed, medications reviewed, consent current). A nurse or prescriber may override an
+incomplete list by giving a reason, which is kept on the visit; an unauthorised treatment only a
+prescriber may. Discharge needs the escort in person when the visit
 requires one. Each step locks the visit's row, checks its status and records an event, so two
 clicks at once make one change.
 """
@@ -26,6 +27,7 @@ from booking.access.roles import (
     REVIEW_MEDICATIONS,
     is_prescriber,
 )
+from booking.eligibility import treatment_authorisations
 from booking.errors import BookingError, InvalidTransition, PolicyViolation
 from booking.models import (
     CONSENT_VALID_DAYS,
@@ -50,13 +52,27 @@ class ChecklistItem:
     key: str
     label: str
     done: bool
+    detail: str = ""  # why it is not done, when the system computes it
 
 
-def appointment_checklist(appointment: Appointment) -> list[ChecklistItem]:
+def appointment_checklist(
+    appointment: Appointment, authorisation: str | None = None
+) -> list[ChecklistItem]:
     """The items this visit needs before check-in, each with whether it is done. A consultation
-    needs none; a treatment needs the ones its type asks for."""
+    needs none; a treatment needs the ones its type asks for.
+
+    A type that needs approval has "treatment authorised" first, computed and never ticked
+    (``booking.eligibility.treatment_authorisations``: the plan in force on the day, REMS, no
+    contraindication flagged since the approval). ``authorisation`` is its answer when the
+    caller computed it for many visits at once ("" when authorised)."""
     kind = appointment.appointment_type
     items: list[ChecklistItem] = []
+    if kind.needs_approval:
+        if authorisation is None:
+            authorisation = treatment_authorisations([appointment])[appointment.pk]
+        items.append(
+            ChecklistItem("authorised", "Treatment authorised", not authorisation, authorisation)
+        )
     if kind.fasting_solids_hours or kind.fasting_clear_liquids_hours:
         items.append(
             ChecklistItem(
@@ -87,8 +103,8 @@ def appointment_checklist(appointment: Appointment) -> list[ChecklistItem]:
     return items
 
 
-def appointment_checklist_missing(appointment: Appointment) -> list[str]:
-    return [item.label for item in appointment_checklist(appointment) if not item.done]
+def appointment_checklist_missing(appointment: Appointment) -> list[ChecklistItem]:
+    return [item for item in appointment_checklist(appointment) if not item.done]
 
 
 # Which permission records which item (the escort goes through the escort form).
@@ -170,11 +186,20 @@ def appointment_check_in(
         missing = appointment_checklist_missing(current)
         if missing and not override_reason:
             raise ChecklistIncomplete(
-                "Check-in waits for the checklist: " + ", ".join(missing).lower() + ".",
+                "Check-in waits for the checklist: "
+                + ", ".join(
+                    item.label.lower() + (f" ({item.detail})" if item.detail else "")
+                    for item in missing
+                )
+                + ".",
                 field="checklist",
             )
         fields = ["status", "checked_in_at", "updated_at"]
         if missing:
+            if any(item.key == "authorised" for item in missing) and not is_prescriber(by):
+                raise PermissionDenied(
+                    "Only a prescriber can check in a treatment that is not authorised."
+                )
             if not by.has_perm(OVERRIDE_CHECKLIST):
                 raise PermissionDenied("Only a nurse or prescriber can override the checklist.")
             current.checklist_override_reason = override_reason[:500]

@@ -21,7 +21,7 @@ from django.db.models import F, Func, IntegerField, OuterRef, Q, QuerySet, Subqu
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from booking.access.roles import CARE, is_prescriber
+from booking.access.roles import is_prescriber, may_flag_contraindication
 from booking.defaults import contraindications_install_defaults
 from booking.errors import BookingError, NotEligible
 from booking.holds import visits_hold
@@ -41,6 +41,7 @@ from booking.models import (
     SeriesStatus,
     TreatmentPlan,
 )
+from booking.signals import appointment_changed
 from scheduling.models import AppointmentKind, AppointmentType, Location
 
 APPROVALS = frozenset({DecisionOutcome.APPROVED, DecisionOutcome.APPROVED_WITH_CONDITIONS})
@@ -361,6 +362,11 @@ def _plans_stop(
     Series.objects.filter(plan__in=plans, status=SeriesStatus.BOOKED).update(
         status=SeriesStatus.ON_HOLD, hold_reason=reason, held_at=now
     )
+    if held:
+        # One neutral message for the whole stop, not one per visit: it rides on the first.
+        appointment_changed.send(
+            sender=Appointment, appointment=held[0], change="treatment_stopped", now=now
+        )
     return held
 
 
@@ -375,7 +381,7 @@ def contraindication_flag(
     """Record that ``contraindication`` is now present for ``patient`` (a nurse or prescriber
     noticed it after the decision). Treatment stops at check-in ("treatment authorised" is
     unmet) until a prescriber decides again, answering it afresh."""
-    if not (is_prescriber(by) or by.has_perm(CARE)):
+    if not may_flag_contraindication(by):
         raise PermissionDenied("Only a nurse or prescriber can flag a contraindication.")
     if not contraindication.is_active:
         raise BookingError("The clinic no longer asks about that.", field="contraindication")
@@ -390,6 +396,76 @@ def contraindication_flag(
         recorded_by=by,
         recorded_at=now or timezone.now(),
     )
+
+
+def treatment_authorisations(visits: Collection[Appointment]) -> dict[int, str]:
+    """Why each of ``visits`` may not be given today, by visit id ("" when it may): the check
+    behind the "treatment authorised" checklist item, computed at check-in, never ticked.
+
+    A visit of a type that needs approval needs the patient's latest plan for that type in
+    force on the visit's day (not declined since, not withdrawn, not expired), the patient's
+    REMS enrolment for a Spravato dose, and no contraindication flagged since the approval.
+    Three queries, whatever the number of visits (the day board asks for all of its rows).
+    """
+    gated = [v for v in visits if v.appointment_type.needs_approval]
+    if not gated:
+        return {v.pk: "" for v in visits}
+    patients = {v.patient_id for v in gated}
+    latest: dict[int, EligibilityDecision] = {}
+    for decision in EligibilityDecision.objects.filter(patient_id__in=patients).order_by(
+        "-decided_at", "-pk"
+    ):
+        latest.setdefault(decision.patient_id, decision)
+    plans: dict[tuple[int, int], TreatmentPlan] = {}
+    for plan in (
+        TreatmentPlan.objects.filter(
+            patient_id__in=patients,
+            protocol__appointment_type_id__in={v.appointment_type_id for v in gated},
+        )
+        .select_related("decision", "protocol")
+        .order_by("-decision__decided_at", "-pk")
+    ):
+        plans.setdefault((plan.patient_id, plan.protocol.appointment_type_id), plan)
+    flags: dict[int, list[ContraindicationAnswer]] = {}
+    for flag in (
+        ContraindicationAnswer.objects.filter(
+            patient_id__in=patients, decision__isnull=True, present=True
+        )
+        .select_related("contraindication")
+        .order_by("recorded_at", "pk")
+    ):
+        flags.setdefault(flag.patient_id, []).append(flag)
+
+    def problem(visit: Appointment) -> str:
+        zone = visit.location.zone
+        decision = latest.get(visit.patient_id)
+        plan = plans.get((visit.patient_id, visit.appointment_type_id))
+        if plan is None:
+            return "No approval for this treatment is on file."
+        if (
+            decision is not None
+            and decision.outcome == DecisionOutcome.DECLINED
+            and decision.decided_at > plan.decision.decided_at
+        ):
+            return f"Treatment was declined on {decision.decided_at.astimezone(zone):%Y-%m-%d}."
+        if plan.revoked_at is not None:
+            return f"The plan was withdrawn on {plan.revoked_at.astimezone(zone):%Y-%m-%d}."
+        if visit.start.astimezone(zone).date() > plan.valid_until:
+            return f"The approval expired on {plan.valid_until:%Y-%m-%d}."
+        spravato = visit.appointment_type.kind == AppointmentKind.SPRAVATO
+        if spravato and visit.patient.rems_enrolled_at is None:
+            return "The patient's REMS enrolment is not on file."
+        since = [
+            f for f in flags.get(visit.patient_id, []) if f.recorded_at > plan.decision.decided_at
+        ]
+        if since:
+            named = ", ".join(f.contraindication.label.lower() for f in since)
+            first = since[0].recorded_at.astimezone(zone)
+            return f"Flagged since the approval ({first:%Y-%m-%d}): {named}."
+        return ""
+
+    found = {v.pk: problem(v) for v in gated}
+    return {v.pk: found.get(v.pk, "") for v in visits}
 
 
 def rems_enrolment_record(

@@ -1,9 +1,10 @@
 """Booking services: every change of an appointment goes through one of these functions.
 
 Booking, moving and cancelling a visit, the patient's online consultation booking (with patient
-matching), and the patient's own confirmation and escort details. Each runs lock -> check ->
-write in one transaction through the shared placement steps (``booking.placement``), and
-announces the change with ``appointment_changed`` inside that transaction.
+matching), the patient's own confirmation, and the escort's details (given through the patient's
+link or taken by the desk on the phone). Each runs lock -> check -> write in one transaction
+through the shared placement steps (``booking.placement``), and announces the change with
+``appointment_changed`` inside that transaction.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from booking.access.roles import CHANGE
 from booking.eligibility import rules_override_record, treatment_check
 from booking.errors import BookingError, InvalidTransition, PolicyViolation
 from booking.models import (
@@ -23,6 +26,7 @@ from booking.models import (
     SMS_CONSENT_VERSION,
     Allocation,
     Appointment,
+    AppointmentEvent,
     AppointmentStatus,
     Intake,
     Patient,
@@ -334,9 +338,22 @@ def appointment_confirm(*, appointment: Appointment, now: datetime | None = None
 
 
 def appointment_escort_update(
-    *, appointment: Appointment, name: str, phone: str, now: datetime | None = None
+    *,
+    appointment: Appointment,
+    name: str,
+    phone: str,
+    by: Any = None,
+    now: datetime | None = None,
 ) -> Appointment:
-    """Record who takes the patient home. Only for a visit still to come."""
+    """Record who takes the patient home (``name``, ``phone`` already validated, see
+    ``booking.validators.normalize_escort_phone``). Only for a visit still to come.
+
+    ``by`` is the staff member who took the details by phone (they need ``CHANGE``); ``None``
+    when the patient gave them through their link. Who and when are kept on the visit and in
+    its history; either way the checklist's escort item is then done.
+    """
+    if by is not None and not by.has_perm(CHANGE):
+        raise PermissionDenied("Your role cannot do this.")
     now = now or timezone.now()
     with transaction.atomic():
         current = Appointment.objects.select_for_update().get(pk=appointment.pk)
@@ -345,7 +362,21 @@ def appointment_escort_update(
         current.escort_name = name
         current.escort_phone = phone
         current.escort_updated_at = now
+        current.escort_recorded_by = by
         current.save(
-            update_fields=["escort_name", "escort_phone", "escort_updated_at", "updated_at"]
+            update_fields=[
+                "escort_name",
+                "escort_phone",
+                "escort_updated_at",
+                "escort_recorded_by",
+                "updated_at",
+            ]
+        )
+        AppointmentEvent.objects.create(
+            appointment=current,
+            at=now,
+            kind="escort_recorded",
+            detail=f"{name}, {phone}"[:500],
+            by=by,
         )
     return current

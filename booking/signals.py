@@ -13,11 +13,22 @@ for a new secure link and a patient matched: notifications sends it to the addre
 ``WaitlistOffer``) and ``token`` (the raw token of its link, which exists nowhere else: only its
 hash is stored) when a freed slot is offered to a waiting patient (``booking.waitlist``):
 notifications tells the patient once the offer commits.
+
+``treatment_stopped`` follows the ``on_hold`` of the first of the visits a withdrawn or declined
+plan held, once per stop: notifications asks the patient, neutrally, to call the clinic.
 """
 
 from django.dispatch import Signal
 
-CHANGES = ("booked", "rescheduled", "cancelled", "confirmed", "on_hold", "resumed")
+CHANGES = (
+    "booked",
+    "rescheduled",
+    "cancelled",
+    "confirmed",
+    "on_hold",
+    "resumed",
+    "treatment_stopped",
+)
 
 appointment_changed = Signal()
 patient_link_requested = Signal()

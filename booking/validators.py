@@ -1,4 +1,5 @@
-"""Checks shared by the booking form and the API serializer, so both refuse the same input."""
+"""Checks shared by the forms of every audience and the API serializers, so all refuse the same
+input."""
 
 from __future__ import annotations
 
@@ -29,6 +30,21 @@ def normalize_phone(value: str) -> str:
     ):
         raise ValidationError("Enter a mobile number: reminders are sent by text message.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_name(value: str) -> str:
+    """A person's name as typed, its runs of whitespace collapsed to one space."""
+    return " ".join(value.split())
+
+
+def normalize_escort_phone(value: str, *, patient_phone: str, own_number_message: str) -> str:
+    """The escort's mobile number in E.164 (:func:`normalize_phone`). The patient's own number
+    is refused with ``own_number_message`` (each audience words it for its reader): the escort
+    has to come in person, and the patient's own number would mean nobody does."""
+    phone = normalize_phone(value)
+    if patient_phone and phone == patient_phone:
+        raise ValidationError(own_number_message)
+    return phone
 
 
 def validate_date_of_birth(value: date, *, today: date) -> date:

@@ -200,6 +200,9 @@ def _refusal(
     if message.kind == MessageKind.CANCELLED:
         if appointment.status != AppointmentStatus.CANCELLED:
             return MessageStatus.CANCELLED, "the appointment is no longer cancelled"
+    elif message.kind == MessageKind.PLEASE_CALL:
+        if appointment.status != AppointmentStatus.ON_HOLD:
+            return MessageStatus.CANCELLED, "the visit is no longer on hold"
     elif not appointment.is_active:
         return (
             MessageStatus.CANCELLED,

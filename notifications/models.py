@@ -29,6 +29,8 @@ class MessageKind(models.TextChoices):
     CONFIRM_REQUEST = "confirm_request", "Reply C to confirm (~24 h before)"
     MORNING_OF = "morning_of", "Morning of the visit"
     FOLLOW_UP = "follow_up", "Follow-up after the visit"
+    # One neutral notice when treatment stops and the visits still to come go on hold.
+    PLEASE_CALL = "please_call", "Please call us (visits on hold)"
 
 
 # Messages that announce a change are due at once and exist for any appointment; the others

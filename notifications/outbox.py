@@ -35,6 +35,12 @@ _NOTICE_FOR_CHANGE = {
     "rescheduled": MessageKind.RESCHEDULED,
     "cancelled": MessageKind.CANCELLED,
 }
+# Changes that leave the visit inactive and still tell the patient: a cancellation, and the
+# one neutral "please call us" when treatment stopped and the visits to come went on hold.
+_NOTICE_WHEN_STOPPED = {
+    "cancelled": MessageKind.CANCELLED,
+    "treatment_stopped": MessageKind.PLEASE_CALL,
+}
 
 
 def patient_channels(patient: Patient) -> list[str]:
@@ -206,7 +212,8 @@ def appointment_messages_plan(
 
     Booked or moved: a notice now, and every reminder at its time for the (new) start: rows of
     an earlier version, sent or not, are planned again. Cancelled: every unsent message is
-    cancelled and a cancellation notice planned. Confirmed: the request to confirm is dropped.
+    cancelled and a cancellation notice planned. Treatment stopped (the visit is on hold): the
+    same, with a neutral "please call us" instead. Confirmed: the request to confirm is dropped.
     """
     now = now or timezone.now()
     if change == "confirmed":
@@ -221,17 +228,11 @@ def appointment_messages_plan(
             detail=f"appointment {appointment.status}",
             updated_at=now,
         )
-        if change == "cancelled" and appointment.start > now:
+        notice = _NOTICE_WHEN_STOPPED.get(change)
+        if notice is not None and appointment.start > now:
             outbox_upsert(
                 [
-                    _row(
-                        appointment,
-                        MessageKind.CANCELLED,
-                        c,
-                        now,
-                        CHANGE_NOTICE_LATE_CUTOFF,
-                        now=now,
-                    )
+                    _row(appointment, notice, c, now, CHANGE_NOTICE_LATE_CUTOFF, now=now)
                     for c in channels
                 ]
             )

@@ -99,6 +99,19 @@ def is_prescriber(user: Any) -> bool:
     )
 
 
+def may_flag_contraindication(user: Any) -> bool:
+    """Who may flag a contraindication present after the decision: whoever cares for the patient
+    in the chair (a nurse) or prescribes. The service refuses anybody else; pages ask this to show
+    the form."""
+    return is_prescriber(user) or bool(user.has_perm(CARE))
+
+
+def may_record_allergies(user: Any) -> bool:
+    """Who may record a patient's allergies: whoever reviews the medications they sit beside, or
+    the desk that takes the patient's details."""
+    return bool(user.has_perm(REVIEW_MEDICATIONS) or user.has_perm(CHANGE))
+
+
 def is_staff_member(user: Any) -> bool:
     return bool(
         user is not None

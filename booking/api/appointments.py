@@ -54,6 +54,7 @@ from booking.api.toolkit import (
     Text,
     appointment_type_at,
 )
+from booking.eligibility import treatment_authorisations
 from booking.models import Appointment, AppointmentStatus, Patient
 from booking.series.changes import visit_move
 from booking.services import appointment_book, appointment_cancel
@@ -128,9 +129,14 @@ class StaffAppointmentSerializer(serializers.Serializer[Any]):
     checklist = inline_serializer(
         "ChecklistEntry",
         {
-            "key": serializers.ChoiceField(choices=["fasting", "escort", "medications", "consent"]),
+            "key": serializers.ChoiceField(
+                choices=["authorised", "fasting", "escort", "medications", "consent"]
+            ),
             "label": serializers.CharField(),
             "done": serializers.BooleanField(),
+            "detail": serializers.CharField(
+                help_text="Why a computed item is not done (treatment authorised); else empty."
+            ),
         },
         many=True,
         help_text="What check-in waits for; empty when the visit needs nothing.",
@@ -138,7 +144,9 @@ class StaffAppointmentSerializer(serializers.Serializer[Any]):
     version = serializers.IntegerField(help_text="Raised on every change of time or status.")
 
 
-def appointment_body(appointment: Appointment) -> dict[str, Any]:
+def appointment_body(appointment: Appointment, authorisation: str | None = None) -> dict[str, Any]:
+    """``authorisation``: the visit's "treatment authorised" answer when the caller computed it
+    for many visits at once (``treatment_authorisations``)."""
     zone = appointment.location.zone
     series = appointment.series
     return {
@@ -160,8 +168,8 @@ def appointment_body(appointment: Appointment) -> dict[str, Any]:
         if series is None
         else {"id": series.pk, "index": appointment.series_index, "of": series.protocol.sessions},
         "checklist": [
-            {"key": item.key, "label": item.label, "done": item.done}
-            for item in checkin.appointment_checklist(appointment)
+            {"key": item.key, "label": item.label, "done": item.done, "detail": item.detail}
+            for item in checkin.appointment_checklist(appointment, authorisation)
         ],
         "version": appointment.version,
     }
@@ -337,7 +345,8 @@ class AppointmentList(APIView):
             status=data.get("status"),
             count=len(appointments),
         )
-        return Response([appointment_body(appointment) for appointment in appointments])
+        authorisations = treatment_authorisations(appointments)
+        return Response([appointment_body(a, authorisations[a.pk]) for a in appointments])
 
     @extend_schema(
         request=NewAppointment,

@@ -5,12 +5,13 @@ Every step is a CSRF-protected POST that calls one ``booking.checkin`` service a
 back to the board (post/redirect/get) with the service's own message on refusal. Visits are
 looked up through ``booking.access.scoping.appointments_for``: a visit at another location is a
 404. What was sent to the patient comes from the function the ``VISIT_MESSAGES`` setting names
-(notifications'), so booking shows reminders without importing the app that sends them.
+(notifications'), so booking shows reminders without importing the app that sends them. The
+forms on a visit's page that complete the patient's record post to ``booking.desk.record``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -32,7 +33,17 @@ from django.views.decorators.http import require_GET, require_POST
 from booking import checkin
 from booking.access.audit import audit
 from booking.access.decorators import staff_required
-from booking.access.roles import CARE, CHECK_IN, OVERRIDE_CHECKLIST, VIEW, VIEW_AUDIT
+from booking.access.roles import (
+    CARE,
+    CHANGE,
+    CHECK_IN,
+    OVERRIDE_CHECKLIST,
+    VIEW,
+    VIEW_AUDIT,
+    is_prescriber,
+    may_flag_contraindication,
+    may_record_allergies,
+)
 from booking.access.scoping import (
     appointments_for,
     audit_events_for,
@@ -41,8 +52,18 @@ from booking.access.scoping import (
     locations_for,
 )
 from booking.checkin import ITEM_PERMISSIONS
+from booking.desk.forms import AllergiesForm, ContraindicationFlagForm, DeskForm, EscortByPhoneForm
+from booking.eligibility import treatment_authorisations
 from booking.errors import BookingError
-from booking.models import ACTIVE_STATUSES, Appointment, AppointmentStatus, AuditAction, Intake
+from booking.models import (
+    ACTIVE_STATUSES,
+    CHANGEABLE_STATUSES,
+    Appointment,
+    AppointmentStatus,
+    AuditAction,
+    Intake,
+)
+from booking.patients import contraindications_flagged
 from scheduling.models import Location
 
 S = AppointmentStatus
@@ -50,7 +71,8 @@ S = AppointmentStatus
 
 # What the board lists: the day's visits, including the ones that did not come. Cancelled visits
 # and slots held for a waitlist offer are not visits; sessions on hold are not expected.
-BOARD_STATUSES = ACTIVE_STATUSES | {S.NO_SHOW}
+# On-hold visits stay on the board, flagged: the desk calls those patients.
+BOARD_STATUSES = ACTIVE_STATUSES | {S.NO_SHOW, S.ON_HOLD}
 # Message states that still mean "will be sent".
 _WAITING = ("pending", "sending")
 
@@ -74,6 +96,7 @@ EVENT_LABELS = {
     "discharge_override": "Discharged before the observation time",
     "rule_override": "Clinical rule set aside by a prescriber",
     "no_show": "No-show",
+    "escort_recorded": "Escort's details recorded",
 }
 
 
@@ -162,7 +185,9 @@ def _steps(
             steps.append(Step("check-in", "Check in"))
             if late:
                 steps.append(Step("no-show", "No-show", danger=True))
-        if not all(i.done for i in items) and user.has_perm(OVERRIDE_CHECKLIST):
+        unauthorised = any(i.key == "authorised" and not i.done for i in items)
+        may_override = is_prescriber(user) if unauthorised else user.has_perm(OVERRIDE_CHECKLIST)
+        if not all(i.done for i in items) and may_override:
             steps.append(Step("override", "Check in anyway", needs_reason=True))
     if user.has_perm(CARE):
         if status == S.CHECKED_IN:
@@ -222,9 +247,10 @@ def board(request: HttpRequest) -> HttpResponse:
         .order_by("start", "id")
     )
     found = visit_messages(a.pk for a in visits)
+    authorisations = treatment_authorisations(visits)
     rows = []
     for appointment in visits:
-        items = checkin.appointment_checklist(appointment)
+        items = checkin.appointment_checklist(appointment, authorisations[appointment.pk])
         late = appointment.is_late(now)
         rows.append(
             BoardRow(
@@ -345,23 +371,68 @@ def board_step(request: HttpRequest, reference: str, step: str) -> HttpResponse:
 # --- One visit --------------------------------------------------------------------------------
 
 
-@require_GET
-@never_cache
-@staff_required(VIEW)
-def appointment_detail(request: HttpRequest, reference: str) -> HttpResponse:
-    user = request.user
-    appointment = get_scoped(
+def appointment_visit(user: Any, reference: str) -> Appointment:
+    """The visit ``reference`` as its page shows it: a visit at another location is a 404."""
+    visit: Appointment = get_scoped(
         appointments_for(user)
         .select_related(
             "patient",
+            "patient__allergies_recorded_by",
             "location",
             "appointment_type",
             "checklist_override_by",
             "medications_reviewed_by",
+            "escort_recorded_by",
         )
         .annotate(series_size=_series_sizes()),
         reference=reference,
     )
+    return visit
+
+
+@require_GET
+@never_cache
+@staff_required(VIEW)
+def appointment_detail(request: HttpRequest, reference: str) -> HttpResponse:
+    return appointment_page(request, appointment_visit(request.user, reference))
+
+
+def _record_forms(user: Any, appointment: Appointment) -> dict[str, DeskForm | None]:
+    """The forms completing the record that this user may use here (None for the others)."""
+    patient = appointment.patient
+    escort = None
+    if user.has_perm(CHANGE) and appointment.status in CHANGEABLE_STATUSES:
+        escort = EscortByPhoneForm(
+            prefix="escort",
+            patient_phone=patient.phone,
+            initial={
+                "escort_name": appointment.escort_name,
+                "escort_phone": appointment.escort_phone,
+            },
+        )
+    allergies = None
+    if may_record_allergies(user):
+        allergies = AllergiesForm(
+            prefix="allergies",
+            initial={
+                "allergies": patient.allergies,
+                "none_known": patient.allergies_recorded_at is not None and not patient.allergies,
+            },
+        )
+    flag = ContraindicationFlagForm(prefix="flag") if may_flag_contraindication(user) else None
+    return {"escort_form": escort, "allergies_form": allergies, "flag_form": flag}
+
+
+def appointment_page(
+    request: HttpRequest,
+    appointment: Appointment,
+    *,
+    refused: Mapping[str, DeskForm] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The visit's page (read, so audited), with each form in ``refused`` shown with its errors
+    in place of a fresh one."""
+    user = request.user
     audit(request, AuditAction.VIEW, appointment)
     # A session of a series keeps no intake of its own: the consultation's answers are the
     # patient's, shown from a visit at one of this user's locations only.
@@ -409,5 +480,9 @@ def appointment_detail(request: HttpRequest, reference: str) -> HttpResponse:
             "messages_sent": visit_messages([appointment.pk]).get(appointment.pk, []),
             "trail": trail,
             "board_url": board_url(appointment.location, appointment.start.astimezone(zone).date()),
+            "flags": contraindications_flagged(appointment.patient),
+            **_record_forms(user, appointment),
+            **(refused or {}),
         },
+        status=status,
     )

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from booking.desk import audit, board, calendar, waitlist
+from booking.desk import audit, board, calendar, patients, record, waitlist
 
 urlpatterns = [
     path(
@@ -20,6 +20,22 @@ urlpatterns = [
     path("board/", board.board, name="staff-board"),
     path("board/<str:reference>/<slug:step>/", board.board_step, name="staff-board-step"),
     path("appointments/<str:reference>/", board.appointment_detail, name="staff-appointment"),
+    path(
+        "appointments/<str:reference>/escort/",
+        record.escort_record,
+        name="staff-appointment-escort",
+    ),
+    path(
+        "appointments/<str:reference>/allergies/",
+        record.allergies_record,
+        name="staff-appointment-allergies",
+    ),
+    path(
+        "appointments/<str:reference>/contraindications/",
+        record.contraindication_record,
+        name="staff-appointment-contraindication",
+    ),
+    path("patients/new/", patients.patient_new, name="staff-patient-new"),
     path("waitlist/", waitlist.staff_waitlist, name="staff-waitlist"),
     path(
         "waitlist/<int:entry_id>/remove/",

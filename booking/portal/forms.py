@@ -14,9 +14,14 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 from django.utils import timezone
 
+from booking.forms import PatientDetailsCleaning
 from booking.models import SMS_CONSENT_VERSION, SMS_CONSENT_WORDINGS, IntakeOption, IntakeOptionKind
-from booking.services import IntakeAnswers, PatientDetails
-from booking.validators import normalize_phone, validate_date_of_birth
+from booking.services import IntakeAnswers
+from booking.validators import (
+    normalize_escort_phone,
+    normalize_name,
+    validate_date_of_birth,
+)
 from scheduling.models import Location
 
 HONEYPOT = "website"
@@ -38,7 +43,7 @@ def parse_start(value: str | None) -> datetime | None:
     return moment
 
 
-class BookingDetailsForm(forms.Form):
+class BookingDetailsForm(PatientDetailsCleaning, forms.Form):
     """Everything the booking service needs, shown as the details step and carried (as hidden
     fields) through review to confirmation, where it is validated again."""
 
@@ -139,18 +144,6 @@ class BookingDetailsForm(forms.Form):
             raise ValidationError("Choose a time.")
         return start
 
-    def clean_first_name(self) -> str:
-        return " ".join(self.cleaned_data["first_name"].split())
-
-    def clean_last_name(self) -> str:
-        return " ".join(self.cleaned_data["last_name"].split())
-
-    def clean_date_of_birth(self) -> date:
-        return validate_date_of_birth(self.cleaned_data["date_of_birth"], today=self.today)
-
-    def clean_phone(self) -> str:
-        return normalize_phone(self.cleaned_data["phone"])
-
     # --- What the services take -----------------------------------------------------------------
 
     @property
@@ -162,16 +155,6 @@ class BookingDetailsForm(forms.Form):
     def start_at(self) -> datetime:
         start: datetime = self.cleaned_data["start"]
         return start
-
-    def patient_details(self) -> PatientDetails:
-        data = self.cleaned_data
-        return PatientDetails(
-            first_name=data["first_name"],
-            last_name=data["last_name"],
-            email=data["email"],
-            phone=data["phone"],
-            date_of_birth=data["date_of_birth"],
-        )
 
     def intake_answers(self) -> IntakeAnswers:
         data = self.cleaned_data
@@ -290,17 +273,17 @@ class EscortForm(forms.Form):
         self.patient_phone = patient_phone
 
     def clean_escort_name(self) -> str:
-        name = " ".join(self.cleaned_data["escort_name"].split())
+        name = normalize_name(self.cleaned_data["escort_name"])
         if not name:
             raise ValidationError("Enter their name.")
         return name
 
     def clean_escort_phone(self) -> str:
-        phone = normalize_phone(self.cleaned_data["escort_phone"])
-        # The escort has to come in person; the patient's own number would mean nobody does.
-        if self.patient_phone and phone == self.patient_phone:
-            raise ValidationError("Enter the number of the person taking you home, not your own.")
-        return phone
+        return normalize_escort_phone(
+            self.cleaned_data["escort_phone"],
+            patient_phone=self.patient_phone,
+            own_number_message="Enter the number of the person taking you home, not your own.",
+        )
 
 
 class RescheduleForm(forms.Form):

@@ -31,6 +31,7 @@ from notifications.delivery import message_deliver_due
 from notifications.models import MessageStatus, OutboundMessage
 from scheduling.models import AppointmentType, Location
 from tests.notifications.conftest import send_at
+from tests.notifications.test_emails import FORBIDDEN
 from tests.staff_helpers import client_for, staff_user
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -58,7 +59,7 @@ def texts(settings) -> Iterator[list[sms.SmsMessage]]:
 
 @pytest.fixture
 def patient(make_approved_patient: Callable[..., Patient]) -> Patient:
-    return make_approved_patient(sms_consent_at=NOW)
+    return make_approved_patient(sms_consent=True, sms_consent_at=NOW)
 
 
 @pytest.fixture
@@ -93,16 +94,33 @@ def test_a_revoked_plan_holds_its_sessions_stops_their_reminders_and_refuses_che
     message_deliver_due(now=NOW, enqueue=send_at(NOW))
     sent_before = len(texts), len(mailoutbox)
 
-    response = client_for(prescriber).post(f"/api/v1/plans/{plan.pk}/revoke/")
+    # The next day (seven confirmations used up the day's texts to this number).
+    with time_machine.travel(NOW + timedelta(days=1), tick=False):
+        response = client_for(prescriber).post(f"/api/v1/plans/{plan.pk}/revoke/")
 
     assert response.status_code == 200, response.content
     assert statuses(booked) == {AppointmentStatus.ON_HOLD}
     assert Series.objects.get(pk=booked[0].series_id).status == SeriesStatus.ON_HOLD
-    assert not planned.exists()  # every pending reminder cancelled with the hold
-    for day in range(1, 30):  # beat, every day until after the last session
-        later = NOW + timedelta(days=day)
+    # Every pending reminder cancelled with the hold; the one neutral notice waits to go.
+    assert list(planned.values_list("appointment_id", "kind").distinct()) == [
+        (booked[0].pk, "please_call")
+    ]
+    for day in range(1, 30):  # beat, every day at noon until after the last session
+        later = NOW + timedelta(days=day, hours=4)
         message_deliver_due(now=later, enqueue=send_at(later))
-    assert (len(texts), len(mailoutbox)) == sent_before
+    # Nothing about the sessions after the stop: one neutral "please call us" by each channel,
+    # for the seven visits held, and no reminder.
+    assert (len(texts), len(mailoutbox)) == (sent_before[0] + 1, sent_before[1] + 1)
+    text, mail = texts[-1], mailoutbox[-1]
+    assert "please call" in text.body.lower()
+    assert mail.subject == "Please call us about your upcoming visits"
+    for words in (text.body, mail.subject, mail.body):
+        assert FORBIDDEN.search(words) is None, words
+    assert set(
+        OutboundMessage.objects.filter(appointment__in=booked, status=MessageStatus.SENT)
+        .exclude(kind="confirmation")
+        .values_list("appointment_id", "kind")
+    ) == {(booked[0].pk, "please_call")}
     # On the first session's day, the desk cannot check the patient in.
     nurse = staff_user(Role.NURSE, clinic)
     with time_machine.travel(at(FIRST_DAY, 9), tick=False):
@@ -145,3 +163,41 @@ def test_a_plan_replaced_by_a_new_approval_keeps_its_sessions(clinic, patient, b
     )
 
     assert statuses(booked) == {AppointmentStatus.BOOKED}
+
+
+def test_a_series_held_by_a_withdrawn_plan_resumes_only_under_a_new_approval(
+    clinic: Location, patient, booked
+):
+    prescriber = staff_user(Role.PRESCRIBER, clinic)
+    plan = TreatmentPlan.objects.get(patient=patient, protocol__slug="mood-induction")
+    client = client_for(prescriber)
+    assert client.post(f"/api/v1/plans/{plan.pk}/revoke/").status_code == 200
+    series_id = booked[0].series_id
+
+    refused = client.post(
+        f"/api/v1/series/{series_id}/resume/", data="{}", content_type="application/json"
+    )
+
+    assert refused.status_code == 422, refused.content
+    error = refused.json()["error"]
+    assert error["code"] == "not_eligible"
+    assert error["message"].startswith("Session 1 (")
+    assert "withdrawn" in error["message"]
+    assert statuses(booked) == {AppointmentStatus.ON_HOLD}
+
+    eligibility_decide(
+        patient=patient,
+        outcome=DecisionOutcome.APPROVED,
+        contraindications=contraindications_none(),
+        protocol=plan.protocol,
+        sessions_authorised=12,
+        valid_until=date(2027, 6, 30),
+        decided_by=prescriber,
+        now=NOW,
+    )
+    resumed = client.post(
+        f"/api/v1/series/{series_id}/resume/", data="{}", content_type="application/json"
+    )
+
+    assert resumed.status_code == 200, resumed.content
+    assert statuses(booked[:-1]) == {AppointmentStatus.BOOKED}

@@ -142,10 +142,21 @@ def test_it_lists_a_days_visits_in_the_clinics_time(desk_client, visit, patient,
             "patient": {"id": patient.pk, "first_name": "Avery", "last_name": "Jordan"},
             "series": None,
             "checklist": [
-                {"key": "fasting", "label": "Fasting acknowledged", "done": False},
-                {"key": "escort", "label": "Escort name and phone confirmed", "done": False},
-                {"key": "medications", "label": "Medications reviewed", "done": False},
-                {"key": "consent", "label": "Consent current", "done": False},
+                {"key": "authorised", "label": "Treatment authorised", "done": True, "detail": ""},
+                {"key": "fasting", "label": "Fasting acknowledged", "done": False, "detail": ""},
+                {
+                    "key": "escort",
+                    "label": "Escort name and phone confirmed",
+                    "done": False,
+                    "detail": "",
+                },
+                {
+                    "key": "medications",
+                    "label": "Medications reviewed",
+                    "done": False,
+                    "detail": "",
+                },
+                {"key": "consent", "label": "Consent current", "done": False, "detail": ""},
             ],
             "version": 0,
         }
@@ -218,9 +229,10 @@ def test_the_list_costs_the_same_queries_for_one_visit_or_many(desk_client, infu
     with CaptureQueriesContext(connection) as many:
         assert len(listing(desk_client).json()) == 8
 
-    # Session, user, staff profile, locations, permissions, the location, the rows, the audit
-    # row, the session's renewal: never one per row.
-    assert len(many) == len(one) == 12, [query["sql"] for query in many.captured_queries]
+    # Session, user, staff profile, locations, permissions, the location, the rows, their
+    # treatment authorisations (decisions, plans, flags), the audit row, the session's renewal:
+    # never one per row.
+    assert len(many) == len(one) == 15, [query["sql"] for query in many.captured_queries]
 
 
 @pytest.mark.parametrize(
@@ -447,6 +459,7 @@ def test_check_in_waits_for_the_checklist_then_goes_through(
         assert ticked.status_code == 200, ticked.content
     ticked = post(nurse_client, url(visit, "checklist"), {"item": "medications"})
     assert {row["key"]: row["done"] for row in ticked.json()["checklist"]} == {
+        "authorised": True,
         "fasting": True,
         "escort": False,
         "medications": True,

@@ -544,7 +544,8 @@ def test_the_boards_queries_do_not_grow_with_its_visits(
 
     assert queries() == few
     # Session and user (2), staff check, location ids and locations (3), permissions (2), the
-    # visits with their series sizes (1), their messages (1), the audit row (1), and the
-    # session renewed for idle logout (3).
-    with django_assert_max_num_queries(13):
+    # visits with their series sizes (1), their messages (1), their treatment authorisations
+    # (decisions, plans, flagged contraindications: 3), the audit row (1), and the session
+    # renewed for idle logout (3).
+    with django_assert_max_num_queries(16):
         page(desk_client)
