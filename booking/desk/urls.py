@@ -1,10 +1,11 @@
-"""Staff pages under /staff/: sign-in, calendar, day board, appointment detail, waitlist, audit."""
+"""Staff pages under /staff/: sign-in, calendar, day board, appointment detail, waitlist, audit,
+the prescriber's pages."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from booking.desk import audit, board, calendar, patients, record, waitlist
+from booking.desk import audit, board, calendar, patients, prescriber, record, waitlist
 
 urlpatterns = [
     path(
@@ -44,4 +45,30 @@ urlpatterns = [
     ),
     path("audit/", audit.audit_log, name="staff-audit"),
     path("audit/export.csv", audit.audit_export, name="staff-audit-export"),
+    path("prescriber/", prescriber.queue, name="staff-prescriber"),
+    path(
+        "prescriber/decide/<str:reference>/",
+        prescriber.decide,
+        name="staff-prescriber-decide",
+    ),
+    path(
+        "prescriber/patients/<int:patient_id>/",
+        prescriber.patient_page,
+        name="staff-prescriber-patient",
+    ),
+    path(
+        "prescriber/patients/<int:patient_id>/rems/",
+        prescriber.rems_enrolment,
+        name="staff-prescriber-rems",
+    ),
+    path(
+        "prescriber/plans/<int:plan_id>/revoke/",
+        prescriber.plan_revocation,
+        name="staff-prescriber-revoke",
+    ),
+    path(
+        "prescriber/series/<int:series_id>/<slug:step>/",
+        prescriber.series_step,
+        name="staff-prescriber-series",
+    ),
 ]
