@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from booking.access.decorators import staff_required
-from booking.access.roles import BOOK, CHANGE, VIEW
+from booking.access.roles import BOOK, CHANGE, VIEW, is_prescriber
 from booking.access.scoping import locations_for
 from booking.calendar import COLUMN_KINDS
 from booking.validators import EARLIEST_DATE, LATEST_DATE
@@ -63,6 +63,8 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
         "detailUrl": reverse("staff-appointment", args=["REFERENCE"]),
         "canChange": request.user.has_perm(CHANGE),
         "canBook": request.user.has_perm(BOOK),
+        # A prescriber may set the age and spacing rules aside, with a reason.
+        "canOverride": is_prescriber(request.user),
     }
     return render(
         request,

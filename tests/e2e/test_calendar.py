@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Locator, Page, expect
 
 from booking.access.roles import Role
-from booking.models import Appointment, Patient
+from booking.models import Appointment, AppointmentEvent, Patient
 from booking.services import appointment_book
 from scheduling.models import AppointmentType, Location
 from tests.staff_helpers import PASSWORD, staff_user
@@ -42,7 +42,9 @@ def chair_week(one_chair: AppointmentType, make_patient: Callable[..., Patient])
     return one_chair.location, ada, grace
 
 
-def sign_in_to_the_calendar(page: Page, live_server, location: Location) -> list[str]:
+def sign_in_to_the_calendar(
+    page: Page, live_server, location: Location, role: str = Role.FRONT_DESK
+) -> list[str]:
     """Sign in through the login page and open the week by chair; the console errors seen."""
     errors: list[str] = []
 
@@ -53,7 +55,7 @@ def sign_in_to_the_calendar(page: Page, live_server, location: Location) -> list
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: errors.append(str(error)))
-    staff_user(Role.FRONT_DESK, location, username="desk.dana")
+    staff_user(role, location, username="desk.dana")
     page.goto(
         f"{live_server.url}/staff/login/?next=/staff/calendar/%3Flocation%3D{location.slug}"
         "%26by%3Dchair%26view%3Dweek%26date%3D2026-12-02"
@@ -195,4 +197,52 @@ def test_the_desk_books_a_free_time_for_a_patient_found_by_name(
     booked = Appointment.objects.get(patient=lin)
     assert booked.start == at(16)
     assert booked.appointment_type_id == grace.appointment_type_id
+    assert errors == []
+
+
+def test_a_prescriber_moves_a_treatment_onto_a_day_the_spacing_rule_refuses_giving_a_reason(
+    new_page, live_server, chair_week
+):
+    location, ada, _ = chair_week
+    # Ada's next infusion, on Thursday at 15:00; dragged to Wednesday 15:00 it would be her
+    # second treatment that day.
+    thursday = appointment_book(
+        appointment_type=ada.appointment_type,
+        patient=ada.patient,
+        start=datetime(2026, 12, 3, 15, tzinfo=NEW_YORK),
+    )
+    page = new_page()
+    page.set_viewport_size(DESKTOP)
+    errors = sign_in_to_the_calendar(page, live_server, location, role=Role.PRESCRIBER)
+    wednesday_ada, grace_event = event(page, "Ada").first, event(page, "Grace")
+    per_minute = (top(grace_event) - top(wednesday_ada)) / 180
+    expect(event(page, "Ada")).to_have_count(2)
+    later = event(page, "Ada").nth(1)
+    start_box, later_box = wednesday_ada.bounding_box(), later.bounding_box()
+    assert start_box is not None
+    assert later_box is not None
+    x, y = later_box["x"] + later_box["width"] / 2, later_box["y"] + 8
+    target_x = start_box["x"] + start_box["width"] / 2
+    target_y = top(wednesday_ada) + 300 * per_minute + 8
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move((x + target_x) / 2, (y + target_y) / 2, steps=8)
+    page.mouse.move(target_x, target_y, steps=8)
+    page.mouse.up()
+
+    panel = page.get_by_role("region", name="A clinical rule refuses this move")
+    expect(panel).to_be_visible()
+    expect(panel).to_contain_text("At most one treatment a day")
+    assert Appointment.objects.get(pk=thursday.pk).start == datetime(
+        2026, 12, 3, 15, tzinfo=NEW_YORK
+    )
+    panel.get_by_label("Your reason to move it anyway").fill("Split dose, same day by plan")
+    panel.get_by_role("button", name="Move anyway").click()
+
+    expect(page.get_by_role("status").first).to_contain_text("overriding the rule")
+    assert Appointment.objects.get(pk=thursday.pk).start == at(15)
+    override = AppointmentEvent.objects.get(appointment=thursday, kind="rule_override")
+    assert override.detail.startswith("Split dose, same day by plan (overriding: At most one")
+    assert override.by is not None
+    assert override.by.username == "desk.dana"
     assert errors == []

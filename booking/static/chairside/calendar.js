@@ -215,6 +215,8 @@
   function closePanels() {
     panel.hidden = true;
     newVisit.hidden = true;
+    if (overridePanel) overridePanel.hidden = true;
+    pendingMove = null;
     cancelForm.hidden = true;
     selected = null;
     pickedSlot = null;
@@ -256,6 +258,11 @@
     send("POST", appointmentUrl(reference, "reschedule"), { start: start }).then(function (answer) {
       if (!answer.ok) {
         revert();
+        if (overridable(answer)) {
+          offerOverride({ reference: reference, start: start, when: describe(info.event.start) },
+            errorMessage(answer.body, answer.status));
+          return;
+        }
         showAlert(errorMessage(answer.body, answer.status));
         return;
       }
@@ -265,6 +272,50 @@
     }, function () {
       revert();
       showAlert("The move could not be saved: check the connection and try again.");
+    });
+  }
+
+  // --- A prescriber's override of a clinical rule -------------------------------------------
+
+  // The age and spacing rules answer 422 not_eligible, a series' cadence 422 policy_violation:
+  // a prescriber may set them aside with a reason (a plan not in force refuses even then, and
+  // says so).
+  var overridePanel = document.getElementById("override-panel");
+  var pendingMove = null;
+
+  function overridable(answer) {
+    var code = answer.body && answer.body.error ? answer.body.error.code : "";
+    return Boolean(config.canOverride && overridePanel) && answer.status === 422 &&
+      (code === "not_eligible" || code === "policy_violation");
+  }
+
+  function offerOverride(move, why) {
+    closePanels();
+    pendingMove = move;
+    document.getElementById("override-panel-why").textContent =
+      move.reference + " to " + move.when + ": " + why;
+    overridePanel.hidden = false;
+    document.getElementById("override-reason").focus();
+  }
+
+  if (overridePanel) {
+    document.getElementById("override-close").addEventListener("click", closePanels);
+    document.getElementById("override-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (!pendingMove) return;
+      var move = pendingMove;
+      var reason = document.getElementById("override-reason").value.trim();
+      send("POST", appointmentUrl(move.reference, "reschedule"),
+        { start: move.start, override_reason: reason }).then(function (answer) {
+        if (!answer.ok) {
+          showAlert(errorMessage(answer.body, answer.status));
+          return;
+        }
+        closePanels();
+        document.getElementById("override-reason").value = "";
+        announce("Moved " + move.reference + " to " + move.when + ", overriding the rule.");
+        load();
+      });
     });
   }
 
@@ -460,6 +511,8 @@
       patient: patient,
       start: start,
     };
+    var override = document.getElementById("new-visit-override");
+    if (override && override.value.trim()) body.override_reason = override.value.trim();
     send("POST", config.appointmentsUrl, body).then(function (answer) {
       if (!answer.ok) {
         showAlert(errorMessage(answer.body, answer.status));
