@@ -5,6 +5,9 @@
 - ``generic``: a JSON body ``{"id", "from", "body"}`` signed with HMAC-SHA256 of the raw body,
   keyed with ``SMS_WEBHOOK_SECRET``, hex in ``X-Chairside-Signature``; we answer
   ``{"reply": …}``. For gateways without their own scheme, and for tests.
+
+Either way the provider's message id is required, not blank and at most 128 characters (a 400
+naming the field otherwise): it is what tells a retry from a new text.
 """
 
 from __future__ import annotations
@@ -30,10 +33,37 @@ def _phone(raw: str) -> str:
         return raw[:32]
 
 
-def _refuse(status: int, message: str) -> JsonResponse:
+# The longest provider message id we store. A longer one is refused rather than cut: two ids
+# alike in their first characters would pass for one message, the second for a retry.
+MESSAGE_ID_MAX_LENGTH = 128
+
+
+def _refuse(status: int, message: str, fields: dict[str, list[str]] | None = None) -> JsonResponse:
     return JsonResponse(
-        {"error": {"code": "refused", "message": message, "fields": {}}}, status=status
+        {"error": {"code": "refused", "message": message, "fields": fields or {}}}, status=status
     )
+
+
+def _bad_input(fields: dict[str, list[str]]) -> JsonResponse:
+    return _refuse(400, " ".join(f"{name}: {msgs[0]}" for name, msgs in fields.items()), fields)
+
+
+def _message_errors(
+    *, id_field: str, message_id: str, from_field: str, sender: str
+) -> dict[str, list[str]]:
+    """What is wrong with a text's provider id and sender, by field.
+
+    Each provider message is handled once, by its id: a text without one (or with a blank one)
+    could not be told from a retry, and the second such text would be dropped as one, an opt-out
+    with it."""
+    errors: dict[str, list[str]] = {}
+    if not message_id.strip():
+        errors[id_field] = ["This field is required."]
+    elif len(message_id) > MESSAGE_ID_MAX_LENGTH:
+        errors[id_field] = [f"At most {MESSAGE_ID_MAX_LENGTH} characters."]
+    if not sender.strip():
+        errors[from_field] = ["This field is required."]
+    return errors
 
 
 @csrf_exempt  # signed by the provider instead: there is no browser session here
@@ -58,11 +88,14 @@ def _twilio(request: HttpRequest) -> HttpResponse:
     if not RequestValidator(settings.TWILIO_AUTH_TOKEN).validate(url, params, signature):
         return _refuse(403, "Bad signature.")
     message_id, sender = params.get("MessageSid", ""), params.get("From", "")
-    if not message_id or not sender:
-        return _refuse(400, "MessageSid and From are required.")
+    errors = _message_errors(
+        id_field="MessageSid", message_id=message_id, from_field="From", sender=sender
+    )
+    if errors:
+        return _bad_input(errors)
     reply = inbound_sms_handle(
         provider="twilio",
-        provider_message_id=message_id[:128],
+        provider_message_id=message_id,
         from_phone=_phone(sender),
         body=params.get("Body", ""),
     )
@@ -85,12 +118,19 @@ def _generic(request: HttpRequest) -> HttpResponse:
         return _refuse(400, "The body must be JSON.")
     if not isinstance(payload, dict):
         return _refuse(400, "The body must be a JSON object.")
-    message_id, sender, body = payload.get("id"), payload.get("from"), payload.get("body", "")
+    message_id, sender = payload.get("id", ""), payload.get("from", "")
+    body = payload.get("body", "")
     if not isinstance(message_id, str) or not isinstance(sender, str) or not isinstance(body, str):
-        return _refuse(400, "id, from and body must be strings.")
+        given = {"id": message_id, "from": sender, "body": body}
+        return _bad_input(
+            {name: ["Must be a string."] for name, v in given.items() if not isinstance(v, str)}
+        )
+    errors = _message_errors(id_field="id", message_id=message_id, from_field="from", sender=sender)
+    if errors:
+        return _bad_input(errors)
     reply = inbound_sms_handle(
         provider="generic",
-        provider_message_id=message_id[:128],
+        provider_message_id=message_id,
         from_phone=_phone(sender),
         body=body,
     )

@@ -9,6 +9,7 @@ import html
 import itertools
 import json
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import Client
 from twilio.request_validator import RequestValidator
 
@@ -24,6 +26,7 @@ from booking.models import Appointment, AppointmentStatus, Patient
 from booking.services import appointment_book
 from notifications import sms
 from notifications.delivery import message_deliver_due, message_send
+from notifications.inbound import inbound_sms_handle, reply_words
 from notifications.models import (
     Channel,
     InboundMessage,
@@ -433,3 +436,407 @@ def test_anything_else_needs_attention_and_shows_on_the_message_log(
     section = page.content.decode().split('id="inbound"', 1)[1].split("</section>", 1)[0]
     assert html.escape(body) in section
     assert PHONE in section
+
+
+# --- Opt-out as people write it (FCC 47 CFR 64.1200(a)(10), CTIA) --------------------------
+
+OPT_OUT, CLARIFY, CONFIRM, HELP, NOTHING = "opt-out", "clarify", "confirm", "help", "nothing"
+
+
+def full_width(ascii_text: str) -> str:
+    """``ascii_text`` in the full-width forms some phone keyboards send (U+FF01…, U+3000)."""
+    return "".join("\u3000" if c == " " else chr(ord(c) + 0xFEE0) for c in ascii_text)
+
+
+# Real-world replies, each with what must come of it. OPT_OUT: out at once, one confirmation.
+# CLARIFY: out at once too (the FCC counts the word itself), and one text asks whether all texts
+# were meant. NOTHING: no action, the front desk reads it.
+REPLIES: list[tuple[str, str]] = [
+    # The keywords, however they are typed.
+    ("STOP.", OPT_OUT),
+    ("Stop!!!", OPT_OUT),
+    ("stop please", OPT_OUT),
+    ("Please stop", OPT_OUT),
+    ("PLEASE STOP TEXTING ME", OPT_OUT),
+    ("STOP texting me", OPT_OUT),
+    ("Stop sending me these messages", OPT_OUT),
+    ("STOP 🛑", OPT_OUT),
+    ("🛑🛑 stop 🛑🛑", OPT_OUT),
+    (full_width("STOP"), OPT_OUT),  # full-width, as some phone keyboards send it
+    (full_width("Stop please"), OPT_OUT),  # with an ideographic space
+    ("s t o p", OPT_OUT),
+    ("S.T.O.P.", OPT_OUT),
+    ("stop all", OPT_OUT),
+    ("unsubscribe me", OPT_OUT),
+    ("I want to unsubscribe from these texts", OPT_OUT),
+    ("Please unsubscribe me, I moved to Boston", OPT_OUT),
+    ("Opt-out", OPT_OUT),
+    ("opt out", OPT_OUT),
+    ("Opt me out", OPT_OUT),
+    ("I want to opt out", OPT_OUT),
+    ("optout", OPT_OUT),
+    ("cancel", OPT_OUT),
+    ("Cancel please", OPT_OUT),
+    ("END", OPT_OUT),
+    ("quit!", OPT_OUT),
+    ("Revoke", OPT_OUT),
+    # Other words a reasonable person reads as "stop texting me".
+    ("Please remove me", OPT_OUT),
+    ("Remove me from your list", OPT_OUT),
+    ("Take me off your list", OPT_OUT),
+    ("no more texts", OPT_OUT),
+    ("No more messages please", OPT_OUT),
+    ("Don't text me anymore", OPT_OUT),
+    ("Don\u2019t text me", OPT_OUT),  # a typographic apostrophe
+    ("Do not text me", OPT_OUT),
+    # Spanish.
+    ("Parar", OPT_OUT),
+    ("PARAR por favor", OPT_OUT),
+    ("BAJA", OPT_OUT),
+    ("baja por favor", OPT_OUT),
+    ("Alto", OPT_OUT),
+    ("Detener", OPT_OUT),
+    ("cancelar", OPT_OUT),
+    ("Fin", OPT_OUT),
+    ("Salir", OPT_OUT),
+    ("Terminar", OPT_OUT),
+    ("Eliminar", OPT_OUT),
+    ("No mas", OPT_OUT),
+    ("NO MÁS", OPT_OUT),
+    ("no más mensajes", OPT_OUT),
+    ("No me envíen más mensajes", OPT_OUT),
+    ("Darme de baja", OPT_OUT),
+    ("Quiero darme de baja, gracias", OPT_OUT),
+    ("Ya no quiero recibir mensajes, denme de baja", OPT_OUT),
+    ("Desuscribir", OPT_OUT),
+    # A keyword among other words: out, and asked once what was meant.
+    ("I need to cancel my appointment", CLARIFY),
+    ("stop by tomorrow?", CLARIFY),
+    ("can I end early", CLARIFY),
+    ("Cancel it", CLARIFY),
+    ("Can I cancel and rebook for next week?", CLARIFY),
+    ("Please don't cancel, I'm just running late", CLARIFY),
+    ("Quiero cancelar mi cita", CLARIFY),
+    ("¿Podemos parar a las 3?", CLARIFY),
+    # Confirm and help keep their meaning.
+    ("C", CONFIRM),
+    (full_width("C"), CONFIRM),
+    ("Yes!", CONFIRM),
+    ("yes please 👍", CONFIRM),
+    ("HELP", HELP),
+    ("help?", HELP),
+    # Everything else, including words that only look like a keyword, goes to the front desk.
+    ("Running 10 min late", NOTHING),
+    ("I stopped eating at 6 like you said", NOTHING),
+    ("See you after the weekend", NOTHING),
+    ("No", NOTHING),
+    ("Mi presión está baja hoy", NOTHING),  # "baja" here is "low"
+    ("¿Abren el fin de semana?", NOTHING),  # "fin de semana" is the weekend
+    ("Voy a salir tarde del trabajo", NOTHING),  # "salir" here is "leave"
+    ("Can you remove the old phone number?", NOTHING),
+    ("👍", NOTHING),
+]
+
+
+def _outcome(answer: Answer, appointment: Appointment, location: Location) -> str:
+    appointment.refresh_from_db()
+    opted_out = PhoneOptOut.objects.filter(phone=PHONE).exists()
+    confirmed = appointment.status == AppointmentStatus.CONFIRMED
+    (inbound,) = InboundMessage.objects.all()
+    attention = inbound.status == InboundStatus.NEEDS_ATTENTION
+    seen = (opted_out, confirmed, attention)
+    if seen == (True, False, True) and "KEEP" in answer.reply:
+        assert location.public_name in answer.reply
+        return CLARIFY
+    if seen == (True, False, False) and "START" in answer.reply:
+        return OPT_OUT
+    if seen == (False, True, False) and "confirmed" in answer.reply:
+        return CONFIRM
+    if seen == (False, False, False) and "Appointment reminders" in answer.reply:
+        return HELP
+    if seen == (False, False, True) and answer.reply == "":
+        return NOTHING
+    return f"{opted_out=} {confirmed=} {attention=} reply={answer.reply!r}"
+
+
+@pytest.mark.parametrize(("body", "expected"), REPLIES)
+def test_a_reply_is_understood_as_people_write_it(
+    text: Send, session_type, patient, location: Location, body: str, expected: str
+) -> None:
+    appointment = visit(session_type, patient, days=2)
+
+    answer = text(body)
+
+    assert answer.status == 200
+    assert _outcome(answer, appointment, location) == expected
+
+
+def test_the_reply_table_covers_english_and_spanish_and_every_outcome() -> None:
+    outcomes = [expected for _, expected in REPLIES]
+    assert len(REPLIES) >= 30
+    assert len({body for body, _ in REPLIES}) == len(REPLIES)
+    assert {OPT_OUT, CLARIFY, CONFIRM, HELP, NOTHING} <= set(outcomes)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (full_width("STOP"), ("stop",)),
+        ("  Stop!!! ", ("stop",)),
+        ("Opt-Out.", ("opt", "out")),
+        ("NO MÁS", ("no", "mas")),
+        (full_width("Cancel"), ("cancel",)),
+        ("Cancelación", ("cancelacion",)),
+        ("s t o p", ("stop",)),
+        ("S.T.O.P.", ("stop",)),
+        ("Don\u2019t text me", ("dont", "text", "me")),
+        ("C", ("c",)),
+        ("🛑", ()),
+        ("", ()),
+    ],
+)
+def test_one_function_normalises_a_reply_into_words(body: str, words: tuple[str, ...]) -> None:
+    assert reply_words(body) == words
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Please stop",
+        full_width("STOP"),
+        "opt out",
+        "Parar",
+        "no más mensajes",
+        "cancel my appointment",
+    ],
+)
+def test_after_any_opt_out_no_reminder_is_texted(
+    text: Send, session_type, patient, time_machine, body: str
+) -> None:
+    appointment = visit(session_type, patient, days=3)
+    text(body)
+    assert PhoneOptOut.objects.filter(phone=PHONE).exists()
+
+    sweep(appointment.start - timedelta(hours=24), time_machine)
+
+    texts = OutboundMessage.objects.filter(appointment=appointment, channel=Channel.SMS)
+    assert texts.exists()
+    assert not texts.filter(status=MessageStatus.SENT).exists()
+    assert texts.get(kind=MessageKind.CONFIRM_REQUEST).status == MessageStatus.SKIPPED
+    assert sms.outbox == []
+
+
+# --- The one clarifying text ----------------------------------------------------------------
+
+
+def test_an_unclear_reply_opts_out_at_once_and_asks_only_once(
+    text: Send, session_type, patient, location: Location, time_machine
+) -> None:
+    visit(session_type, patient, days=3)
+
+    first = text("I need to cancel my appointment")
+    time_machine.move_to(NOW + timedelta(minutes=5), tick=False)
+    second = text("Can I cancel tomorrow instead?")
+    third = text("stop by the desk?")
+    clear = text("STOP")
+
+    assert first.status == 200
+    assert "KEEP" in first.reply
+    assert location.public_name in first.reply
+    assert (second, third, clear) == (Answer(200, ""), Answer(200, ""), Answer(200, ""))
+    assert PhoneOptOut.objects.filter(phone=PHONE).count() == 1
+    assert InboundMessage.objects.exclude(reply="").count() == 1
+    # The front desk reads each unclear text: the patient may want the visit changed.
+    assert InboundMessage.objects.filter(status=InboundStatus.NEEDS_ATTENTION).count() == 3
+
+
+def test_a_retried_unclear_reply_gets_the_same_question_and_nothing_more(
+    text: Send, patient, location
+) -> None:
+    first = text("Can I end early?", message_id="SM-unclear")
+
+    assert "KEEP" in first.reply
+    assert text("Can I end early?", message_id="SM-unclear") == first
+    assert InboundMessage.objects.count() == 1
+
+
+def test_after_a_clear_stop_an_unclear_reply_asks_nothing(text: Send, patient, location) -> None:
+    assert "START" in text("STOP").reply
+
+    assert text("I need to cancel my appointment") == Answer(200, "")
+    assert PhoneOptOut.objects.filter(phone=PHONE).count() == 1
+    # KEEP answers only our question, and none was asked.
+    assert text("KEEP") == Answer(200, "")
+    assert PhoneOptOut.objects.filter(phone=PHONE).exists()
+
+
+@pytest.mark.parametrize(
+    "answer_text", ["KEEP", "keep", "Keep texting me", full_width("KEEP") + " please"]
+)
+def test_keep_within_a_day_of_the_question_turns_texts_back_on(
+    text: Send, session_type, patient, time_machine, answer_text: str
+) -> None:
+    appointment = visit(session_type, patient, days=3)
+    text("I need to cancel my appointment")
+    time_machine.move_to(NOW + timedelta(hours=23, minutes=59), tick=False)
+
+    answer = text(answer_text)
+
+    assert "back on" in answer.reply
+    assert not PhoneOptOut.objects.exists()
+    sweep(appointment.start - timedelta(hours=24), time_machine)
+    assert (
+        OutboundMessage.objects.get(
+            appointment=appointment, kind=MessageKind.CONFIRM_REQUEST, channel=Channel.SMS
+        ).status
+        == MessageStatus.SENT
+    )
+
+
+def test_without_an_answer_the_opt_out_stands_and_a_late_keep_changes_nothing(
+    text: Send, session_type, patient, time_machine
+) -> None:
+    appointment = visit(session_type, patient, days=3)
+    text("stop by tomorrow?")
+    time_machine.move_to(NOW + timedelta(hours=24, seconds=1), tick=False)
+
+    late = text("KEEP")
+
+    assert late == Answer(200, "")
+    assert PhoneOptOut.objects.filter(phone=PHONE).exists()
+    assert InboundMessage.objects.get(body="KEEP").status == InboundStatus.NEEDS_ATTENTION
+    sweep(appointment.start - timedelta(hours=24), time_machine)
+    assert not OutboundMessage.objects.filter(
+        appointment=appointment, channel=Channel.SMS, status=MessageStatus.SENT
+    ).exists()
+    # START still works at any time.
+    assert "back on" in text("START").reply
+    assert not PhoneOptOut.objects.exists()
+
+
+@pytest.mark.parametrize("answer_text", ["Yes", "C", "no", "NO!", "ok"])
+def test_a_yes_or_no_to_the_question_is_left_to_the_front_desk(
+    text: Send, session_type, patient, time_machine, answer_text: str
+) -> None:
+    appointment = visit(session_type, patient, days=2)
+    text("I need to cancel my appointment")
+    time_machine.move_to(NOW + timedelta(hours=1), tick=False)
+
+    answer = text(answer_text)
+
+    # "Yes" to "did you mean all texts?" could mean either; it neither confirms the visit the
+    # patient asked to cancel nor turns texts back on.
+    assert answer == Answer(200, "")
+    appointment.refresh_from_db()
+    assert appointment.status == AppointmentStatus.BOOKED
+    assert PhoneOptOut.objects.filter(phone=PHONE).exists()
+    assert InboundMessage.objects.get(body=answer_text).status == InboundStatus.NEEDS_ATTENTION
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_unclear_replies_arriving_at_once_get_one_question_between_them(patient, location) -> None:
+    bodies = ["I need to cancel my appointment", "can I end early", "stop by at 3?", "Cancel it"]
+    barrier = threading.Barrier(len(bodies), timeout=30)
+    replies: list[str] = []
+    errors: list[BaseException] = []
+
+    def handle(n: int, body: str) -> None:
+        try:
+            barrier.wait()
+            replies.append(
+                inbound_sms_handle(
+                    provider="generic", provider_message_id=f"g-{n}", from_phone=PHONE, body=body
+                )
+            )
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=handle, args=item) for item in enumerate(bodies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert not errors
+    assert len(replies) == len(bodies)
+    assert sorted(bool(reply) for reply in replies) == [False, False, False, True]
+    assert PhoneOptOut.objects.filter(phone=PHONE).count() == 1
+    assert InboundMessage.objects.count() == len(bodies)
+
+
+def test_keep_out_of_the_blue_is_not_an_opt_in_or_an_opt_out(text: Send, patient) -> None:
+    assert text("KEEP") == Answer(200, "")
+    assert not PhoneOptOut.objects.exists()
+
+
+# --- Provider message ids -------------------------------------------------------------------
+
+
+def generic_payload(client: Client, payload: object) -> tuple[int, dict]:
+    raw = json.dumps(payload).encode()
+    signature = hmac.new(GENERIC_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    response = client.post(
+        "/webhooks/sms/generic/",
+        data=raw,
+        content_type="application/json",
+        headers={"X-Chairside-Signature": signature},
+    )
+    return response.status_code, response.json()
+
+
+@pytest.mark.parametrize("message_id", [None, "", "   ", "\t\n", "x" * 129])
+def test_a_gateway_text_without_a_usable_message_id_is_refused_naming_the_field(
+    db: None, client: Client, message_id: str | None
+) -> None:
+    payload = {"from": PHONE, "body": "STOP"}
+    if message_id is not None:
+        payload["id"] = message_id
+
+    status, answer = generic_payload(client, payload)
+
+    assert status == 400
+    assert "id" in answer["error"]["fields"]
+    assert nothing_recorded()
+
+
+@pytest.mark.parametrize("sender", ["", "  "])
+def test_a_gateway_text_without_a_sender_is_refused_naming_the_field(
+    db: None, client: Client, sender: str
+) -> None:
+    status, answer = generic_payload(client, {"id": "g-1", "from": sender, "body": "STOP"})
+
+    assert status == 400
+    assert "from" in answer["error"]["fields"]
+    assert nothing_recorded()
+
+
+def test_texts_without_ids_cannot_pass_for_a_retry_and_swallow_an_opt_out(
+    db: None, client: Client, patient
+) -> None:
+    assert generic_post(client, "Running late", "", PHONE).status == 400
+    assert generic_post(client, "STOP", "", PHONE).status == 400
+    assert nothing_recorded()
+
+    # The gateway sends it again with its id: the opt-out is taken.
+    assert "START" in generic_post(client, "STOP", "g-2", PHONE).reply
+    assert PhoneOptOut.objects.filter(phone=PHONE).exists()
+
+
+def test_two_long_ids_alike_in_their_first_128_characters_are_not_one_message(
+    db: None, client: Client, patient
+) -> None:
+    prefix = "g" * 128
+
+    generic_post(client, "Running late", prefix + "-1", PHONE)
+    generic_post(client, "STOP", prefix + "-2", PHONE)
+
+    assert not InboundMessage.objects.filter(body="Running late").exists()
+    assert not PhoneOptOut.objects.exists()
+
+
+def test_a_twilio_text_with_a_blank_message_sid_is_refused(db: None, client: Client) -> None:
+    assert twilio_post(client, "STOP", "   ", PHONE).status == 400
+    assert nothing_recorded()
