@@ -37,6 +37,9 @@ MAX_CALENDAR_DAYS = 14
 _LONGEST_VISIT_MINUTES = 12 * 60
 
 HELD_TITLE = "Held for waitlist"
+# An online booking whose patient has not confirmed their e-mail yet: what was typed is not
+# proven, so no name is shown for it.
+TENTATIVE_TITLE = "Awaiting e-mail confirmation"
 # Colours by appointment type (in the order of the location's types), dark enough for white text.
 PALETTE = (
     "#1f6feb",
@@ -57,8 +60,12 @@ _RELEASED_STATUSES = (AppointmentStatus.NO_SHOW, AppointmentStatus.ON_HOLD)
 # Each status's label for the page; a held slot is not a visit, and says what it is for.
 STATUS_LABELS: dict[str, str] = {
     str(value): str(label) for value, label in AppointmentStatus.choices
-} | {str(AppointmentStatus.HELD): HELD_TITLE}
+} | {
+    str(AppointmentStatus.HELD): HELD_TITLE,
+    str(AppointmentStatus.TENTATIVE): "Tentative: the patient has not confirmed their e-mail yet",
+}
 _HELD = str(AppointmentStatus.HELD)
+_TENTATIVE = str(AppointmentStatus.TENTATIVE)
 _ON_HOLD = str(AppointmentStatus.ON_HOLD)
 
 _MINUTES_PER_DAY = 24 * 60
@@ -194,6 +201,7 @@ def visits_sql(window: _Window) -> tuple[str, list[Any]]:
                v."reference", v."appointment_type_id", v."status", v."series_id",
                v."series_index", v."tentative",
                CASE WHEN v."status" = '{_HELD}' THEN %s
+                    WHEN v."status" = '{_TENTATIVE}' THEN %s
                     ELSE p."first_name" || ' ' || p."last_name" END
         FROM "booking_appointment" v JOIN "booking_patient" p ON p."id" = v."patient_id"
         WHERE v."location_id" = %s AND v."start" >= %s AND v."start" < %s AND v."end" > %s
@@ -204,6 +212,7 @@ def visits_sql(window: _Window) -> tuple[str, list[Any]]:
     earliest = window_start - timedelta(minutes=_LONGEST_VISIT_MINUTES)
     return sql, [
         HELD_TITLE,
+        TENTATIVE_TITLE,
         window.location.pk,
         adapt(earliest),
         adapt(from_minutes(window.hi)),

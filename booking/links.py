@@ -67,7 +67,8 @@ def patient_link_request(*, email: str, date_of_birth: date, now: datetime | Non
     a new one is sent to the address on record. Nothing tells the caller whether one matched."""
     now = now or timezone.now()
     patient = (
-        Patient.objects.filter(email__iexact=email, date_of_birth=date_of_birth)
+        Patient.objects.on_file()
+        .filter(email__iexact=email, date_of_birth=date_of_birth)
         .order_by("id")
         .first()
     )

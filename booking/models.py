@@ -27,6 +27,13 @@ SMS_CONSENT_WORDINGS = {
 CONSENT_VALID_DAYS = 365
 
 
+class PatientQuerySet(models.QuerySet["Patient"]):
+    def on_file(self) -> PatientQuerySet:
+        """The clinic's patients: not the provisional records of online bookings waiting for
+        their e-mail to be confirmed (see ``booking.online``)."""
+        return self.filter(provisional=False)
+
+
 class Patient(models.Model):
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
@@ -56,7 +63,13 @@ class Patient(models.Model):
     allergies_recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # What somebody typed on the public booking page, not yet proven by the e-mail link: not a
+    # patient of the clinic, matched to nobody, seen by no staff page. On confirmation it
+    # becomes a patient, or gives way to the record its e-mail and date of birth match.
+    provisional = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PatientQuerySet.as_manager()
 
     class Meta:
         ordering = ["last_name", "first_name"]
@@ -79,6 +92,11 @@ class AppointmentStatus(models.TextChoices):
     # A freed slot kept for a waitlisted patient while their offer is open: it holds lanes, so
     # nobody else takes it, but it is not a visit (no reminders, not the patient's time).
     HELD = "held", "Held for a waitlist offer"
+    # An online booking whose patient has not yet followed the link e-mailed to them: it holds
+    # its lanes for a few minutes (``TentativeHold``), like HELD it is not yet a visit, and its
+    # patient is provisional until confirmed (``booking.online``). Not the ``tentative`` flag
+    # of a series session waiting for review.
+    TENTATIVE = "tentative", "Awaiting the patient's e-mail"
 
 
 # Statuses whose appointment still occupies its resources and its patient's time.
@@ -304,6 +322,36 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.resource} lane {self.lane} {self.start:%Y-%m-%d %H:%M}"
+
+
+class TentativeHold(models.Model):
+    """An online booking (an appointment in status TENTATIVE) waiting for its patient to follow
+    the link e-mailed to them, until ``expires_at``. The link's token is stored only as its
+    SHA-256, issued when the e-mail is sent; ``client`` is a digest of the network the booking
+    came from, for the per-client ceiling (see ``booking.online``)."""
+
+    appointment = models.OneToOneField(
+        Appointment, on_delete=models.CASCADE, related_name="tentative_hold"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    client = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The expiry sweep's probe.
+            models.Index(
+                fields=["expires_at"],
+                name="tentative_hold_open",
+                condition=Q(confirmed_at__isnull=True),
+            ),
+            models.Index(fields=["client", "expires_at"], name="tentative_hold_client"),
+        ]
+
+    def __str__(self) -> str:
+        return f"tentative hold of {self.appointment_id} until {self.expires_at:%H:%M}"
 
 
 class IntakeOptionKind(models.TextChoices):

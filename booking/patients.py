@@ -133,7 +133,8 @@ def patient_register(
         # A resembling record this desk cannot see is kept from it, but not forgotten: the new
         # record waits for someone who can see both to check.
         unseen = (
-            Patient.objects.filter(_resembling(details))
+            Patient.objects.on_file()
+            .filter(_resembling(details))
             .exclude(pk__in=patients_for(by).values("pk"))
             .exists()
         )

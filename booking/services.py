@@ -217,6 +217,42 @@ class IntakeAnswers:
     screening: list[dict[str, object]] = field(default_factory=list)
 
 
+def patient_on_file(*, email: str, date_of_birth: date) -> Patient | None:
+    """The clinic's patient with this e-mail *and* date of birth (the oldest record, should the
+    desk have made two): anything less might be someone else."""
+    return (
+        Patient.objects.on_file()
+        .filter(email__iexact=email, date_of_birth=date_of_birth)
+        .order_by("id")
+        .first()
+    )
+
+
+def patient_resembles_another(*, email: str, phone: str) -> bool:
+    """Whether a patient on file has this e-mail or this phone: a new record that does is
+    flagged for the front desk to check for a duplicate."""
+    return Patient.objects.on_file().filter(Q(email__iexact=email) | Q(phone=phone)).exists()
+
+
+def pending_visits_check(
+    *, patient: Patient, appointment_type: AppointmentType, now: datetime
+) -> None:
+    """Refuse a patient who already holds ``MAX_PENDING_CONSULTATIONS`` future visits of this
+    kind. Call it with the patient's row locked: one patient's parallel requests then each count
+    the visits the others booked."""
+    pending = (
+        Appointment.objects.active()
+        .filter(patient=patient, appointment_type__kind=appointment_type.kind, start__gt=now)
+        .count()
+    )
+    if pending >= MAX_PENDING_CONSULTATIONS:
+        raise PolicyViolation(
+            "You already have upcoming appointments of this kind. Use the link in your "
+            "confirmation email to change them.",
+            field="start",
+        )
+
+
 def patient_match_or_create(
     *, details: PatientDetails, sms_consent: bool, now: datetime
 ) -> Patient:
@@ -226,11 +262,7 @@ def patient_match_or_create(
     booking to someone else's record. A new record that resembles an existing one (same email,
     or same phone) is flagged for the front desk to check for a duplicate.
     """
-    match = (
-        Patient.objects.filter(email__iexact=details.email, date_of_birth=details.date_of_birth)
-        .order_by("id")
-        .first()
-    )
+    match = patient_on_file(email=details.email, date_of_birth=details.date_of_birth)
     if match is not None:
         if sms_consent and not match.sms_consent:
             match.sms_consent = True
@@ -238,20 +270,24 @@ def patient_match_or_create(
             match.sms_consent_version = SMS_CONSENT_VERSION
             match.save(update_fields=["sms_consent", "sms_consent_at", "sms_consent_version"])
         return match
-    resembles = Patient.objects.filter(
-        Q(email__iexact=details.email) | Q(phone=details.phone)
-    ).exists()
     return Patient.objects.create(
         first_name=details.first_name,
         last_name=details.last_name,
         email=details.email,
         phone=details.phone,
         date_of_birth=details.date_of_birth,
-        needs_review=resembles,
+        needs_review=patient_resembles_another(email=details.email, phone=details.phone),
         sms_consent=sms_consent,
         sms_consent_at=now if sms_consent else None,
         sms_consent_version=SMS_CONSENT_VERSION if sms_consent else "",
     )
+
+
+def online_type_check(appointment_type: AppointmentType) -> None:
+    if not (appointment_type.bookable_online and appointment_type.is_active):
+        raise PolicyViolation(
+            "This appointment type cannot be booked online.", field="appointment_type"
+        )
 
 
 def consultation_book_online(
@@ -263,34 +299,22 @@ def consultation_book_online(
     sms_consent: bool,
     now: datetime | None = None,
 ) -> Appointment:
-    """A new or returning patient books a visit on the public page or API.
+    """A new or returning patient's online booking, booked at once: how a location that does
+    not verify online bookings takes them (``booking.online.consultation_request_online``).
 
     One transaction: the patient is matched or created, the visit booked through
     :func:`appointment_book` (online notice applies) and the intake stored. A refused booking
     leaves no new patient behind.
     """
     now = now or timezone.now()
-    if not (appointment_type.bookable_online and appointment_type.is_active):
-        raise PolicyViolation(
-            "This appointment type cannot be booked online.", field="appointment_type"
-        )
+    online_type_check(appointment_type)
     with transaction.atomic():
         patient = patient_match_or_create(details=details, sms_consent=sms_consent, now=now)
         # One patient's parallel requests queue on this row lock, so each one counts the visits
         # the others booked; without it they all count the same few and pass the cap together.
         # NO KEY UPDATE leaves foreign-key checks (a secure link being issued) unblocked.
         Patient.objects.select_for_update(no_key=True).filter(pk=patient.pk).exists()
-        pending = (
-            Appointment.objects.active()
-            .filter(patient=patient, appointment_type__kind=appointment_type.kind, start__gt=now)
-            .count()
-        )
-        if pending >= MAX_PENDING_CONSULTATIONS:
-            raise PolicyViolation(
-                "You already have upcoming appointments of this kind. Use the link in your "
-                "confirmation email to change them.",
-                field="start",
-            )
+        pending_visits_check(patient=patient, appointment_type=appointment_type, now=now)
         appointment = appointment_book(
             appointment_type=appointment_type,
             patient=patient,

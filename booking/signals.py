@@ -6,6 +6,11 @@ change is written, with ``appointment`` (the saved instance) and ``change`` (one
 back with the change itself. This is how notifications plans messages without booking importing
 it.
 
+A ``tentative`` change is an online booking held until its patient confirms their e-mail
+address (``booking.online``): it is no visit yet, and the only message it may get is the e-mail
+with the link that confirms it. Its confirmation is announced as ``booked``; a tentative booking
+that lapses or is released is deleted unannounced (nobody was told of a visit).
+
 ``patient_link_requested`` is sent, inside a transaction, with ``patient`` when somebody asked
 for a new secure link and a patient matched: notifications sends it to the address on record.
 
@@ -28,6 +33,7 @@ CHANGES = (
     "on_hold",
     "resumed",
     "treatment_stopped",
+    "tentative",
 )
 
 appointment_changed = Signal()

@@ -8,6 +8,7 @@ past the limit the way a read-modify-write counter lets them.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import time
 
@@ -15,16 +16,22 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 
+from booking.access.client import client_ip
+
 logger = logging.getLogger(__name__)
 
 
-def client_address(request: HttpRequest) -> str:
-    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
-        # Behind our own proxy the client is the last address it appended.
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[-1].strip()
-    return str(request.META.get("REMOTE_ADDR", ""))
+def client_key(request: HttpRequest) -> str:
+    """Whom a per-client limit counts: the client's address (booking.access.client), an IPv6 one
+    by its /64. A home line, a phone or a rented server gets a whole /64 and can take a fresh
+    address in it for every request; counted apart, each would get the limit afresh."""
+    address = client_ip(request)
+    if address is None:
+        return "unknown"
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return address
 
 
 def rate_limit_hit(key: str, *, limit: int, window: int, now: float | None = None) -> int | None:
@@ -62,6 +69,4 @@ BOOKINGS_PER_HOUR: int = settings.BOOKINGS_PER_HOUR
 
 def booking_rate_limit(request: HttpRequest) -> int | None:
     """Count one online booking attempt from this client; seconds to wait when over the limit."""
-    return rate_limit_hit(
-        f"booking:{client_address(request)}", limit=BOOKINGS_PER_HOUR, window=3600
-    )
+    return rate_limit_hit(f"booking:{client_key(request)}", limit=BOOKINGS_PER_HOUR, window=3600)

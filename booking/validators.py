@@ -3,16 +3,27 @@ input."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from phonenumbers import geocoder
 
 # Dates outside this span are refused rather than searched: nothing is bookable there, and
 # the bound keeps date arithmetic far from datetime's limits.
 EARLIEST_DATE = date(2000, 1, 1)
 LATEST_DATE = date(2100, 12, 31)
+DATE_RANGE_MESSAGE = f"Must be between {EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()}."
+
+
+def validate_date_in_range(value: date) -> None:
+    """A form field's validator: a day from EARLIEST_DATE to LATEST_DATE. A page turns a day
+    into local midnights and the days either side, which for 0001-01-01 or 9999-12-31 (or a
+    zone east of UTC on the first) fall outside what datetime can hold."""
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ValidationError(DATE_RANGE_MESSAGE, code="date_range")
 
 
 def normalize_phone(value: str) -> str:
@@ -30,6 +41,29 @@ def normalize_phone(value: str) -> str:
     ):
         raise ValidationError("Enter a mobile number: reminders are sent by text message.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _country_name(region: str) -> str:
+    example = phonenumbers.example_number(region)
+    name = geocoder.country_name_for_number(example, "en") if example else ""
+    return name or region
+
+
+def validate_text_region(phone: str, regions: Collection[str]) -> str:
+    """``phone`` (E.164, as :func:`normalize_phone` gives it) if it belongs to one of
+    ``regions`` (``phonenumbers`` region codes, e.g. ``{"US"}``), else ValidationError.
+
+    A clinic texts only the countries it works in: a number elsewhere may be a premium range
+    that a script books with to be paid for the texts (security issue #15).
+    """
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+    if region not in regions:
+        names = ", ".join(sorted(_country_name(code) for code in regions))
+        raise ValidationError(
+            f"We can only take mobile numbers of these countries: {names}. To book with "
+            "another number, please call us."
+        )
+    return phone
 
 
 def normalize_name(value: str) -> str:

@@ -31,7 +31,11 @@ def _flatten(detail: Any) -> Any:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, BookingError):
         fields = {exc.field: exc.message} if exc.field else {}
-        return Response(error_body(exc.code, exc.message, fields), status=exc.status)
+        answer = Response(error_body(exc.code, exc.message, fields), status=exc.status)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            answer["Retry-After"] = str(retry_after)
+        return answer
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -5,6 +5,7 @@ file-based mail under ``var/``). ``DATABASE_URL`` switches to PostgreSQL and ``R
 Redis broker and cache. A malformed value stops start-up with an error naming the variable.
 """
 
+import ipaddress
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -62,7 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "axes",
     "csp",
     "drf_spectacular",
@@ -74,6 +75,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Early, so it also marks the answers the middleware below it gives (a CSRF refusal).
+    "config.caching.NoStoreMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -192,11 +195,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-# The outbox sweep, and the expiry of waitlist holds. Reminders are rows, never ETA tasks.
+# The outbox sweep, the expiry of waitlist holds and of unconfirmed online bookings. Reminders
+# and holds are rows, never ETA tasks.
 CELERY_BEAT_SCHEDULE = {
     "deliver-due-messages": {"task": "notifications.tasks.deliver_due", "schedule": 60.0},
     "expire-waitlist-offers": {
         "task": "booking.tasks.expire_waitlist_offers",
+        "schedule": 60.0,
+    },
+    "expire-tentative-holds": {
+        "task": "booking.tasks.expire_tentative_holds",
         "schedule": 60.0,
     },
 }
@@ -300,6 +308,30 @@ SECURE_HSTS_PRELOAD = HTTPS
 BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Whose address a request is from, for lockouts, rate limits and the audit log alike
+# (booking.access.client). Behind the proxy each of PROXY_COUNT proxies appends the address it saw
+# to X-Forwarded-For, so the client is the PROXY_COUNT-th from the right; anything further left
+# was written by the client itself. TRUSTED_PROXIES (addresses or networks), when set, are the
+# only peers whose X-Forwarded-For counts: a connection from elsewhere went around the proxy.
+# Without BEHIND_PROXY only the connection's own address counts.
+PROXY_COUNT = env.int("PROXY_COUNT", default=1, validate=Range(min=1))
+
+
+def _trusted_proxies() -> list[str]:
+    entries: list[str] = env.list("TRUSTED_PROXIES", default=[])
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+        except ValueError as exc:
+            raise ImproperlyConfiguredError(
+                f"TRUSTED_PROXIES must list IP addresses or networks (e.g. 172.16.0.0/12), "
+                f"not {entry!r}"
+            ) from exc
+    return networks
+
+
+TRUSTED_PROXIES = _trusted_proxies()
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
@@ -338,11 +370,9 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "staff/locked_out.html"
 AXES_VERBOSE = False
-# Behind the reverse proxy every request comes from its address: take the client's from the
-# X-Forwarded-For the (one) proxy appends, or one lockout would shut out everybody.
-if BEHIND_PROXY:
-    AXES_IPWARE_PROXY_COUNT = 1
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# The client's address as the rate limits and the audit log take it (PROXY_COUNT above): behind
+# the proxy every connection comes from the proxy, and one lockout would shut out everybody.
+AXES_CLIENT_IP_CALLABLE = "booking.access.client.client_ip"
 # Idle logout: a session lives this long after the last request (every request renews it).
 SESSION_COOKIE_AGE = 60 * env.int("STAFF_IDLE_MINUTES", default=30, validate=Range(min=1))
 SESSION_SAVE_EVERY_REQUEST = True
@@ -368,10 +398,19 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "UNAUTHENTICATED_USER": None,
+}
+# Staff API tokens (django-rest-knox, `manage.py staff_token`): only a digest of each is stored,
+# and each stops working this many hours after it was issued (a working day by default).
+API_TOKEN_TTL_HOURS = env.int("API_TOKEN_TTL_HOURS", default=10, validate=Range(min=1, max=24 * 30))
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=API_TOKEN_TTL_HOURS),
+    "AUTH_HEADER_PREFIX": "Token",
+    # A token's lifetime runs from when it was issued, however much it is used.
+    "AUTO_REFRESH": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chairside API",
@@ -386,10 +425,35 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"AppointmentStatusEnum": "booking.models.AppointmentStatus.values"},
 }
 
+# A secure link's address is its key and a staff search's query string holds what was searched
+# for (a name, a date of birth): neither may reach a log. Every record goes out through the
+# redacting filter — Django's "Not Found: /a/<token>/" warnings and runserver's request lines
+# (their own handler, which Django's defaults would otherwise give them) included; gunicorn's
+# access log has its own logger (config.gunicorn).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact": {"()": "config.redaction.RedactingFilter"}},
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact"],
+        },
+    },
+    "loggers": {
+        # Only through the root's filtered handler, not also Django's default unfiltered ones.
+        "django": {"handlers": []},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
     "root": {
         "handlers": ["console"],
         "level": env.str(

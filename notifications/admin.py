@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.db import transaction
 from django.http import HttpRequest
 
+from booking.admin.base import AuditedAdmin
 from notifications.models import InboundMessage, OutboundMessage, ReminderRule
 from notifications.replan import reminder_rules_replan
 
@@ -46,7 +47,7 @@ def _replan(changes: set[tuple[int, str]]) -> None:
 
 
 @admin.register(OutboundMessage)
-class OutboundMessageAdmin(admin.ModelAdmin[OutboundMessage]):
+class OutboundMessageAdmin(AuditedAdmin[OutboundMessage]):
     list_display = ["appointment", "kind", "channel", "status", "due_at", "attempts", "sent_at"]
     list_filter = ["status", "channel", "kind"]
     readonly_fields = [f.name for f in OutboundMessage._meta.fields]
@@ -59,7 +60,7 @@ class OutboundMessageAdmin(admin.ModelAdmin[OutboundMessage]):
 
 
 @admin.register(InboundMessage)
-class InboundMessageAdmin(admin.ModelAdmin[InboundMessage]):
+class InboundMessageAdmin(AuditedAdmin[InboundMessage]):
     list_display = ["received_at", "from_phone", "action", "status"]
     list_filter = ["status", "action"]
 

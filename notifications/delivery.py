@@ -25,7 +25,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from booking.links import patient_link_issue
-from booking.models import Appointment, AppointmentStatus, Patient, WaitlistOffer
+from booking.models import Appointment, AppointmentStatus, Patient, TentativeHold, WaitlistOffer
+from booking.online import tentative_token_issue
 from notifications.models import (
     CHANGE_KINDS,
     Channel,
@@ -197,7 +198,17 @@ def _refusal(
     message: OutboundMessage, appointment: Appointment, *, now: datetime
 ) -> tuple[str, str] | None:
     """Why ``message`` must not go out now, as (status, reason); None when it may."""
-    if message.kind == MessageKind.CANCELLED:
+    if message.kind == MessageKind.VERIFY:
+        if appointment.status != AppointmentStatus.TENTATIVE:
+            return MessageStatus.CANCELLED, "the booking no longer waits for confirmation"
+        expires_at = (
+            TentativeHold.objects.filter(appointment=appointment)
+            .values_list("expires_at", flat=True)
+            .first()
+        )
+        if expires_at is None or expires_at <= now:
+            return MessageStatus.SKIPPED, "the booking's hold had lapsed"
+    elif message.kind == MessageKind.CANCELLED:
         if appointment.status != AppointmentStatus.CANCELLED:
             return MessageStatus.CANCELLED, "the appointment is no longer cancelled"
     elif message.kind == MessageKind.PLEASE_CALL:
@@ -240,7 +251,8 @@ class _Accepted:
     it be lost."""
 
     message_id: int
-    patient: Patient
+    kind: str
+    appointment: Appointment
     link_token: str
     recipient: str
     provider_id: str
@@ -315,7 +327,7 @@ def _send_claimed(
             outcome="postponed",
         )
     message.attempts += 1
-    token = patient_link_issue(patient=appointment.patient, now=now)
+    token = _link_token_issue(message.kind, appointment, now=now)
     try:
         recipient, provider_id = deliver(message, appointment, link_token=token, now=now)
     except TransientSendError as exc:
@@ -325,11 +337,21 @@ def _send_claimed(
         return _finish(message, MessageStatus.PENDING, str(exc), now=now, outcome="retry")
     except PermanentSendError as exc:
         return _finish(message, MessageStatus.FAILED, str(exc), now=now, outcome="failed")
-    accepted.append(_Accepted(message_id, appointment.patient, token, recipient, provider_id))
+    accepted.append(_Accepted(message_id, message.kind, appointment, token, recipient, provider_id))
     message.recipient = recipient
     message.provider_id = provider_id
     message.sent_at = now
     return _finish(message, MessageStatus.SENT, "", now=now, outcome="sent")
+
+
+def _link_token_issue(
+    kind: str, appointment: Appointment, *, now: datetime, token: str | None = None
+) -> str:
+    """The token of the link a message carries, stored hashed as it goes out: the one that
+    confirms a tentative booking, or the patient's secure link."""
+    if kind == MessageKind.VERIFY:
+        return tentative_token_issue(appointment=appointment, now=now, token=token)
+    return patient_link_issue(patient=appointment.patient, now=now, token=token)
 
 
 def _record_accepted(sent: _Accepted, *, now: datetime) -> str:
@@ -351,7 +373,7 @@ def _record_accepted(sent: _Accepted, *, now: datetime) -> str:
                     message_id=sent.message_id, outcome="sent"
                 ).exists():
                     return "sent"  # the commit went through after all; only its answer was lost
-                patient_link_issue(patient=sent.patient, now=now, token=sent.link_token)
+                _link_token_issue(sent.kind, sent.appointment, now=now, token=sent.link_token)
                 OutboundMessage.objects.filter(
                     pk=sent.message_id,
                     status__in=[MessageStatus.SENDING, MessageStatus.CANCELLED],

@@ -31,6 +31,9 @@ class MessageKind(models.TextChoices):
     FOLLOW_UP = "follow_up", "Follow-up after the visit"
     # One neutral notice when treatment stops and the visits still to come go on hold.
     PLEASE_CALL = "please_call", "Please call us (visits on hold)"
+    # The one message an online booking gets before its patient proves their address: the link
+    # that confirms it (booking.online). By e-mail only: never a text to an unproven number.
+    VERIFY = "verify", "Confirm your booking (online, e-mail link)"
 
 
 # Messages that announce a change are due at once and exist for any appointment; the others

@@ -30,6 +30,8 @@ CATCH_UP_KINDS = frozenset(
     }
 )
 CHANGE_NOTICE_LATE_CUTOFF = 24 * 60
+# The link that confirms a tentative booking is no use once its hold (at most two hours) lapsed.
+VERIFY_CUTOFF = 2 * 60
 _NOTICE_FOR_CHANGE = {
     "booked": MessageKind.CONFIRMATION,
     "rescheduled": MessageKind.RESCHEDULED,
@@ -210,12 +212,23 @@ def appointment_messages_plan(
 ) -> None:
     """(Re)write ``appointment``'s outbox after ``change``; call inside the change's transaction.
 
-    Booked or moved: a notice now, and every reminder at its time for the (new) start: rows of
-    an earlier version, sent or not, are planned again. Cancelled: every unsent message is
-    cancelled and a cancellation notice planned. Treatment stopped (the visit is on hold): the
-    same, with a neutral "please call us" instead. Confirmed: the request to confirm is dropped.
+    Tentative (an online booking waiting for its e-mail to be confirmed): the e-mail with the
+    link that confirms it, nothing else. Booked or moved: a notice now, and every reminder at its
+    time for the (new) start: rows of an earlier version, sent or not, are planned again.
+    Cancelled: every unsent message is cancelled and a cancellation notice planned. Treatment
+    stopped (the visit is on hold): the same, with a neutral "please call us" instead.
+    Confirmed: the request to confirm is dropped.
     """
     now = now or timezone.now()
+    if change == "tentative":
+        # An online booking waiting for its patient to prove their address gets the link that
+        # confirms it, by e-mail only, and nothing else until then: no reminder, and never a
+        # text to a number nobody has proven (what a script would book for).
+        if appointment.patient.email:
+            outbox_upsert(
+                [_row(appointment, MessageKind.VERIFY, Channel.EMAIL, now, VERIFY_CUTOFF, now=now)]
+            )
+        return
     if change == "confirmed":
         _unsent(appointment).filter(kind=MessageKind.CONFIRM_REQUEST).update(
             status=MessageStatus.CANCELLED, detail="the patient confirmed", updated_at=now

@@ -42,7 +42,7 @@ def on_appointment_changed(
     sender: type, appointment: Appointment, change: str, **kwargs: Any
 ) -> None:
     appointment_messages_plan(appointment=appointment, change=change, now=kwargs.get("now"))
-    if change in ("booked", "rescheduled", "cancelled", "treatment_stopped"):
+    if change in ("booked", "rescheduled", "cancelled", "treatment_stopped", "tentative"):
         _enqueue_after_commit(deliver_due)
 
 

@@ -24,6 +24,11 @@ def link_url(token: str) -> str:
     return settings.PUBLIC_BASE_URL + reverse("patient-link", args=[token])
 
 
+def verify_url(token: str) -> str:
+    """The link that confirms a tentative online booking (``booking.online``)."""
+    return settings.PUBLIC_BASE_URL + reverse("book-verify", args=[token])
+
+
 def message_context(appointment: Appointment, *, link: str) -> dict[str, Any]:
     """What every message template may use: nothing beyond the minimum a patient needs."""
     location = appointment.location
@@ -41,7 +46,9 @@ def message_context(appointment: Appointment, *, link: str) -> dict[str, Any]:
 def deliver(
     message: OutboundMessage, appointment: Appointment, *, link_token: str, now: datetime
 ) -> tuple[str, str]:
-    link = link_url(link_token)
+    # A tentative booking's one message carries the link that confirms it; every other one the
+    # patient's secure link.
+    link = verify_url(link_token) if message.kind == MessageKind.VERIFY else link_url(link_token)
     context = message_context(appointment, link=link)
     template = f"notifications/messages/{message.kind}"
     if message.channel == Channel.SMS:

@@ -34,6 +34,8 @@ class TypeDefault:
     kind: str
     duration: int
     holds: tuple[Hold, ...]
+    # What patients' addresses and the public API call it, when the slug names the treatment.
+    public_slug: str = ""
     bookable_online: bool = False
     needs_approval: bool = True
     min_age_years: int = 18
@@ -70,6 +72,7 @@ DEFAULT_TYPES: tuple[TypeDefault, ...] = (
     ),
     TypeDefault(
         slug="iv-mood",
+        public_slug="treatment-session",
         name="IV ketamine infusion (mood)",
         public_name="Treatment session",
         kind=AppointmentKind.INFUSION,
@@ -83,6 +86,7 @@ DEFAULT_TYPES: tuple[TypeDefault, ...] = (
     ),
     TypeDefault(
         slug="iv-pain",
+        public_slug="extended-session",
         name="IV ketamine infusion (pain)",
         public_name="Extended treatment session",
         kind=AppointmentKind.INFUSION,
@@ -96,6 +100,7 @@ DEFAULT_TYPES: tuple[TypeDefault, ...] = (
     ),
     TypeDefault(
         slug="spravato",
+        public_slug="observed-session",
         name="Spravato session (REMS)",
         public_name="Observed treatment session",
         kind=AppointmentKind.SPRAVATO,
@@ -110,6 +115,7 @@ DEFAULT_TYPES: tuple[TypeDefault, ...] = (
     ),
     TypeDefault(
         slug="booster",
+        public_slug="follow-up-session",
         name="IV ketamine booster",
         public_name="Follow-up treatment session",
         kind=AppointmentKind.BOOSTER,
@@ -135,6 +141,7 @@ def appointment_types_install_defaults(*, location: Location) -> list[Appointmen
             defaults={
                 "name": default.name,
                 "public_name": default.public_name,
+                "public_slug": default.public_slug,
                 "kind": default.kind,
                 "duration_minutes": default.duration,
                 "bookable_online": default.bookable_online,

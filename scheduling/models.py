@@ -3,10 +3,14 @@
 Nothing here knows about patients: booking builds on these models, never the other way round.
 """
 
+from __future__ import annotations
+
 from datetime import time
 from functools import cache, cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+import phonenumbers
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -21,6 +25,19 @@ def validate_timezone(value: str) -> None:
 @cache
 def _zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
+
+
+def region_codes(value: str) -> list[str]:
+    """``"us, ca"`` → ``["US", "CA"]``: the region codes of a comma-separated setting."""
+    return [code.strip().upper() for code in value.split(",") if code.strip()]
+
+
+def validate_regions(value: str) -> None:
+    unknown = [c for c in region_codes(value) if c not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        raise ValidationError(
+            f"Not a country's region code: {', '.join(unknown)} (use two letters, e.g. US, CA)."
+        )
 
 
 class Location(models.Model):
@@ -46,13 +63,67 @@ class Location(models.Model):
         help_text="A series put on hold keeps its sessions' chairs and staff (otherwise they are "
         "released for others and re-checked on resume).",
     )
+    # Online bookings (security issue #15): a time is held, not booked, until the patient proves
+    # their e-mail address; how long, and how much of a day such holds may take.
+    verify_online_bookings = models.BooleanField(
+        default=True,
+        help_text="An online booking only holds its time until the patient follows the link "
+        "e-mailed to them; unconfirmed, it lapses. Off: online bookings are booked at once.",
+    )
+    tentative_hold_minutes = models.PositiveSmallIntegerField(
+        default=15,
+        validators=[MinValueValidator(5), MaxValueValidator(120)],
+        help_text="How long an unconfirmed online booking holds its time.",
+    )
+    tentative_day_percent = models.PositiveSmallIntegerField(
+        default=25,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="The most of a day's visits unconfirmed online bookings may hold at once, in "
+        "per cent (always at least one).",
+    )
+    sms_regions = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[validate_regions],
+        help_text="Countries whose mobile numbers may be given online and receive texts, as "
+        "region codes separated by commas (e.g. US,CA). Empty: the clinic's own country.",
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(tentative_hold_minutes__gte=5) & Q(tentative_hold_minutes__lte=120),
+                name="location_tentative_hold_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(tentative_day_percent__gte=1) & Q(tentative_day_percent__lte=100),
+                name="location_tentative_percent_range",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def home_region(self) -> str:
+        """The clinic's own country: its phone number's, else ``DEFAULT_PHONE_REGION``."""
+        if self.phone:
+            try:
+                number = phonenumbers.parse(self.phone, settings.DEFAULT_PHONE_REGION)
+            except phonenumbers.NumberParseException:
+                number = None
+            region = phonenumbers.region_code_for_number(number) if number else None
+            if region and region in phonenumbers.SUPPORTED_REGIONS:
+                return str(region)
+        return str(settings.DEFAULT_PHONE_REGION).upper()
+
+    @property
+    def text_regions(self) -> frozenset[str]:
+        """The countries whose mobiles may book online and receive texts (``sms_regions``, or
+        the clinic's own)."""
+        return frozenset(region_codes(self.sms_regions) or [self.home_region])
 
     @cached_property
     def zone(self) -> ZoneInfo:
@@ -192,11 +263,22 @@ GRID_CHOICES = [
 ]
 
 
+class AppointmentTypeQuerySet(models.QuerySet["AppointmentType"]):
+    def with_patient_slug(self, slug: str) -> AppointmentTypeQuerySet:
+        """The type whose :attr:`AppointmentType.patient_slug` is ``slug``."""
+        return self.filter(Q(public_slug=slug) | Q(public_slug="", slug=slug))
+
+
 class AppointmentType(models.Model):
     location = models.ForeignKey(
         Location, on_delete=models.PROTECT, related_name="appointment_types"
     )
     slug = models.SlugField()
+    public_slug = models.SlugField(
+        blank=True,
+        help_text="The type's name in patients' addresses and the public API, neutral like the "
+        "public name; empty: the slug.",
+    )
     name = models.CharField(max_length=120, help_text="Internal name, seen by staff only.")
     public_name = models.CharField(
         max_length=120, help_text="Neutral name shown to patients and used in messages."
@@ -230,10 +312,17 @@ class AppointmentType(models.Model):
     )
     is_active = models.BooleanField(default=True)
 
+    objects = AppointmentTypeQuerySet.as_manager()
+
     class Meta:
         ordering = ["location", "name"]
         constraints = [
             models.UniqueConstraint(fields=["location", "slug"], name="appointment_type_slug"),
+            models.UniqueConstraint(
+                fields=["location", "public_slug"],
+                condition=~Q(public_slug=""),
+                name="appointment_type_public_slug",
+            ),
             models.CheckConstraint(
                 condition=Q(grid_minutes__in=[g for g, _ in GRID_CHOICES]),
                 name="appointment_type_grid",
@@ -245,6 +334,21 @@ class AppointmentType(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.location.slug})"
+
+    @property
+    def patient_slug(self) -> str:
+        """What patients' addresses and the public API call the type: the staff's slug may name
+        the treatment ("spravato"), this one must not."""
+        return self.public_slug or self.slug
+
+    def clean(self) -> None:
+        if self.location_id is None:
+            return
+        others = AppointmentType.objects.filter(location_id=self.location_id).exclude(pk=self.pk)
+        if others.with_patient_slug(self.patient_slug).exists():
+            raise ValidationError(
+                {"public_slug": "Another type at this location is known to patients by this name."}
+            )
 
 
 class ResourceRequirement(models.Model):

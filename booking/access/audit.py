@@ -10,13 +10,22 @@ from django.db.models import Model
 from django.http import HttpRequest
 from django.utils import timezone
 
+from booking.access.client import client_ip
 from booking.models import Appointment, AuditAction, AuditEvent, Patient
 
 
-def _client_ip(request: HttpRequest) -> str | None:
-    # Behind the reverse proxy of docs/operations.md, REMOTE_ADDR is set from X-Forwarded-For
-    # by the proxy itself; we never trust a client-supplied header here.
-    return request.META.get("REMOTE_ADDR") or None
+def _patient_id_of(obj: Model) -> int | None:
+    """The patient a row holds data about, through its own ``patient`` (a plan, a decision, a
+    waitlist entry, a text), ``appointment`` (an intake, a message) or ``plan`` (a series): the
+    log can then answer "who read this patient's record" whatever row was read."""
+    fields = {field.name for field in obj._meta.concrete_fields}
+    if "patient" in fields:
+        patient_id: int | None = getattr(obj, "patient_id", None)
+        return patient_id
+    for via in ("appointment", "plan"):
+        if via in fields and getattr(obj, f"{via}_id", None) is not None:
+            return _patient_id_of(getattr(obj, via))
+    return None
 
 
 def audit(
@@ -42,6 +51,12 @@ def audit(
         if isinstance(obj, Appointment):
             patient = patient or obj.patient
             location_id = location_id or obj.location_id
+    patient_id = patient.pk if patient is not None else None
+    if obj is not None and not isinstance(obj, Patient):
+        if patient_id is None:
+            patient_id = _patient_id_of(obj)
+        if location_id is None and any(f.name == "location" for f in obj._meta.concrete_fields):
+            location_id = getattr(obj, "location_id", None)
     if actor is None or not actor.is_authenticated:
         actor = None
     return AuditEvent.objects.create(
@@ -51,10 +66,11 @@ def audit(
         action=AuditAction(action),
         object_type=object_type,
         object_id=object_id,
-        patient=patient,
+        patient_id=patient_id,
         location_id=location_id,
         method=(request.method or "") if request is not None else "",
         path=request.get_full_path()[:300] if request is not None else "",
-        ip=_client_ip(request) if request is not None else None,
+        # The client's, not the reverse proxy's (booking.access.client).
+        ip=client_ip(request) if request is not None else None,
         detail=detail,
     )

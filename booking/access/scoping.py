@@ -64,7 +64,8 @@ def patients_for(user: Any) -> QuerySet[Patient]:
     ids = location_ids(user)
     here = Appointment.objects.filter(patient=OuterRef("pk"), location_id__in=ids)
     anywhere = Appointment.objects.filter(patient=OuterRef("pk"))
-    return Patient.objects.filter(Exists(here) | ~Exists(anywhere))
+    # Provisional records (online bookings not yet confirmed) are nobody's patients yet.
+    return Patient.objects.on_file().filter(Exists(here) | ~Exists(anywhere))
 
 
 # A search is for finding one patient to book, not for browsing the register.

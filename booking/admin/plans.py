@@ -14,11 +14,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from booking.access.audit import audit
 from booking.access.roles import PRESCRIBE
 from booking.access.scoping import patients_for, plans_for
 from booking.admin.base import ReadOnlyAdmin
 from booking.eligibility import plan_revoke
 from booking.models import (
+    AuditAction,
     Contraindication,
     ContraindicationAnswer,
     EligibilityDecision,
@@ -135,6 +137,14 @@ class TreatmentPlanAdmin(ReadOnlyAdmin[TreatmentPlan]):
         now = timezone.now()
         for plan in queryset:
             plan_revoke(plan=plan, revoked_by=request.user, now=now)
+            audit(
+                request,
+                AuditAction.UPDATE,
+                plan,
+                location_id=plan.protocol.appointment_type.location_id,
+                page="admin",
+                step="revoke",
+            )
         self.message_user(request, f"Revoked {len(queryset)} plan(s).", messages.SUCCESS)
 
     def has_prescribe_permission(self, request: HttpRequest) -> bool:

@@ -2,13 +2,15 @@
 
 Staff sign in (session); each endpoint needs a model permission: recording a decision or
 revoking a plan is the prescriber's (``booking.add_eligibilitydecision``), reading plans needs
-``booking.view_treatmentplan``. Errors take the shape set in ``config.api``.
+``booking.view_treatmentplan``. Every read and write is recorded in the audit log: a decision
+records psychosis history and pregnancy. Errors take the shape set in ``config.api``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
@@ -18,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from booking.access.audit import audit
 from booking.access.scoping import appointments_for, patients_for, plans_for, protocols_for
 from booking.api.permissions import ModelPermissions, Prescribes
 from booking.api.toolkit import (
@@ -37,6 +40,7 @@ from booking.eligibility import (
 )
 from booking.models import (
     Appointment,
+    AuditAction,
     DecisionOutcome,
     EligibilityDecision,
     Patient,
@@ -202,6 +206,11 @@ def _plan_with_usage(pk: int) -> TreatmentPlan:
     return plans_with_usage(TreatmentPlan.objects.filter(pk=pk)).get()
 
 
+def _audit(request: Request, action: str, obj: Any = None, **kwargs: Any) -> None:
+    # DRF's Request wraps Django's HttpRequest and proxies the attributes audit() reads.
+    audit(cast(HttpRequest, request), action, obj, **kwargs)
+
+
 class DecisionCreate(APIView):
     """Record an eligibility decision (prescribers only). An approval creates the treatment plan
     and replaces the patient's plans in force for the same appointment type; a decline revokes
@@ -239,6 +248,21 @@ class DecisionCreate(APIView):
             now=now,
         )
         plan = _plan_with_usage(decision.plan.pk) if hasattr(decision, "plan") else None
+        consultation, protocol = data.get("consultation"), data.get("protocol")
+        if consultation is not None:
+            location_id = consultation.location_id
+        elif protocol is not None:
+            location_id = protocol.appointment_type.location_id
+        else:
+            location_id = None  # a decline with no consultation: made at no one location
+        _audit(
+            request,
+            AuditAction.CREATE,
+            decision,
+            location_id=location_id,
+            outcome=decision.outcome,
+            consultation=consultation.reference if consultation is not None else None,
+        )
         body = DecisionSerializer(decision, context={"now": now, "plan": plan}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -261,9 +285,19 @@ class PlanList(APIView):
     def get(self, request: Request) -> Response:
         query = PlanQuery(data=request.query_params, context={"request": request})
         query.is_valid(raise_exception=True)
-        plans = plans_with_usage(
-            plans_for(request.user).filter(patient=query.validated_data["patient"])
-        ).order_by("-decision__decided_at", "-pk")
+        patient = query.validated_data["patient"]
+        plans = list(
+            plans_with_usage(plans_for(request.user).filter(patient=patient)).order_by(
+                "-decision__decided_at", "-pk"
+            )
+        )
+        _audit(
+            request,
+            AuditAction.VIEW,
+            object_type="plan_list",
+            patient=patient,
+            plans=[plan.pk for plan in plans],
+        )
         listing = serializers.ListSerializer(
             plans, child=PlanSerializer(), context={"now": timezone.now()}
         )
@@ -289,4 +323,12 @@ class PlanRevoke(APIView):
         now = timezone.now()
         plan = get_object_or_404(plans_for(request.user), pk=pk)
         plan_revoke(plan=plan, revoked_by=request.user, now=now)
-        return Response(PlanSerializer(_plan_with_usage(plan.pk), context={"now": now}).data)
+        plan = _plan_with_usage(plan.pk)
+        _audit(
+            request,
+            AuditAction.UPDATE,
+            plan,
+            location_id=plan.protocol.appointment_type.location_id,
+            step="revoke",
+        )
+        return Response(PlanSerializer(plan, context={"now": now}).data)

@@ -6,9 +6,13 @@ Views translate HTTP to one selector or service call; errors take the shape set 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+from django.db.models import F
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -35,15 +39,15 @@ from booking.api.toolkit import (
     StrictBoolean,
     StrictSerializer,
     Text,
-    appointment_type_at,
     check_body_length,
     django_check,
 )
 from booking.models import Appointment, AppointmentStatus
+from booking.online import consultation_request_online
 from booking.selectors import available_slots
-from booking.services import IntakeAnswers, PatientDetails, consultation_book_online
-from booking.throttle import booking_rate_limit
-from booking.validators import normalize_phone, validate_date_of_birth
+from booking.services import IntakeAnswers, PatientDetails
+from booking.throttle import booking_rate_limit, client_key
+from booking.validators import normalize_phone, validate_date_of_birth, validate_text_region
 from scheduling.models import AppointmentType, Location
 
 
@@ -56,6 +60,8 @@ class LocationSerializer(serializers.ModelSerializer[Location]):
 
 
 class AppointmentTypeSerializer(serializers.ModelSerializer[AppointmentType]):
+    # The public slug: the staff's own may name the treatment ("spravato").
+    slug = serializers.CharField(source="patient_slug")
     name = serializers.CharField(source="public_name")
 
     class Meta:
@@ -81,7 +87,8 @@ class LocationQuery(serializers.Serializer[Any]):
 
 
 class AppointmentTypeList(generics.ListAPIView[AppointmentType]):
-    """Appointment types offered at one location, under their neutral public names."""
+    """Appointment types bookable online at one location, under their neutral public names and
+    slugs. The clinic's other types (its treatments) are nobody's business here."""
 
     serializer_class = AppointmentTypeSerializer
 
@@ -99,8 +106,8 @@ class AppointmentTypeList(generics.ListAPIView[AppointmentType]):
         query = LocationQuery(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         return AppointmentType.objects.filter(
-            location=query.validated_data["location"], is_active=True
-        ).order_by("slug")
+            location=query.validated_data["location"], is_active=True, bookable_online=True
+        ).order_by(Coalesce(NullIf(F("public_slug"), models.Value("")), F("slug")))
 
 
 class AvailabilityQuery(LocationQuery, DateRangeQuery):
@@ -110,12 +117,8 @@ class AvailabilityQuery(LocationQuery, DateRangeQuery):
         attrs = super().validate(attrs)
         appointment_type = (
             AppointmentType.objects.select_related("location")
-            .filter(
-                location=attrs["location"],
-                slug=attrs["appointment_type"],
-                is_active=True,
-                bookable_online=True,
-            )
+            .filter(location=attrs["location"], is_active=True, bookable_online=True)
+            .with_patient_slug(attrs["appointment_type"])
             .first()
         )
         if appointment_type is None:
@@ -258,11 +261,23 @@ class NewBooking(StrictSerializer):
         return location
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        # Types not offered online are found here and refused by the service (422), so the
-        # page and the API give the same answer for them.
-        attrs["appointment_type"] = appointment_type_at(
-            attrs["location"], attrs["appointment_type"]
+        location: Location = attrs["location"]
+        # Types not offered online are found here (by their public slug) and refused by the
+        # service (422), so the page and the API give the same answer for them.
+        attrs["appointment_type"] = (
+            AppointmentType.objects.select_related("location")
+            .filter(location=location, is_active=True)
+            .with_patient_slug(attrs["appointment_type"])
+            .first()
         )
+        if attrs["appointment_type"] is None:
+            raise serializers.ValidationError(
+                {"appointment_type": "No appointment type by that name at this location."}
+            )
+        try:
+            validate_text_region(attrs["patient"]["phone"], location.text_regions)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"patient": {"phone": exc.messages}}) from exc
         intake = attrs.get("intake") or {}
         attrs["intake"] = IntakeAnswers(
             conditions=list(dict.fromkeys(intake.get("conditions", []))),
@@ -280,7 +295,7 @@ class NewBooking(StrictSerializer):
         intake: IntakeAnswers = data["intake"]
         return {
             "location": data["location"].slug,
-            "appointment_type": data["appointment_type"].slug,
+            "appointment_type": data["appointment_type"].patient_slug,
             "start": data["start"].isoformat(),
             "patient": {
                 "first_name": patient.first_name,
@@ -300,12 +315,45 @@ class NewBooking(StrictSerializer):
 
 
 class Booking(serializers.Serializer[Any]):
-    """Schema of the 201 answer; nothing about the patient or their intake."""
+    """Schema of the 201 answer (a location that books online bookings at once); nothing about
+    the patient or their intake."""
 
     reference = serializers.CharField(help_text="Quote it to the clinic.")
     start = serializers.DateTimeField(help_text="In the clinic's local time, with its offset.")
     end = serializers.DateTimeField()
     status = serializers.ChoiceField(choices=AppointmentStatus.choices)
+
+
+class TentativeBooking(serializers.Serializer[Any]):
+    """Schema of the 202 answer: the time is held until the patient follows the link e-mailed to
+    them. Nothing in it depends on who the patient is (no reference before confirmation), so a
+    returning patient and a stranger get the same answer."""
+
+    status = serializers.ChoiceField(choices=[AppointmentStatus.TENTATIVE.value])
+    start = serializers.DateTimeField(help_text="In the clinic's local time, with its offset.")
+    end = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(
+        help_text="The time is released if not confirmed by then."
+    )
+    message = serializers.CharField()
+
+
+CHECK_EMAIL = (
+    "Check your e-mail: the time is held for you until you confirm it with the link we sent."
+)
+
+
+def tentative_body(
+    appointment: Appointment, expires_at: datetime, appointment_type: AppointmentType
+) -> dict[str, Any]:
+    zone = appointment_type.location.zone
+    return {
+        "status": AppointmentStatus.TENTATIVE.value,
+        "start": appointment.start.astimezone(zone).isoformat(),
+        "end": appointment.end.astimezone(zone).isoformat(),
+        "expires_at": expires_at.astimezone(zone).isoformat(),
+        "message": CHECK_EMAIL,
+    }
 
 
 def booking_body(appointment: Appointment, appointment_type: AppointmentType) -> dict[str, Any]:
@@ -321,10 +369,13 @@ def booking_body(appointment: Appointment, appointment_type: AppointmentType) ->
 class BookingCreate(APIView):
     """Book a visit (the consultation) for a new or returning patient.
 
-    A returning patient is recognised only by the same email and date of birth; anything else
-    makes a new record. Send an `Idempotency-Key` to retry safely: the same key with the same
-    request answers with the same booking (marked `Idempotent-Replayed: true`); with a different
-    request, 422.
+    Where the location verifies online bookings (the default) the answer is 202: the time is
+    held (`tentative`) until the patient follows the link e-mailed to them, and released if they
+    do not by `expires_at`. The answer is the same whoever the patient is; only after the
+    address is proven is the patient matched (same email and date of birth) and their own visits
+    taken into account. Elsewhere the answer is 201, booked at once. Send an `Idempotency-Key`
+    to retry safely: the same key with the same request answers with the same booking (marked
+    `Idempotent-Replayed: true`); with a different request, 422.
     """
 
     # Public: no session, so no CSRF dance; cross-site forms cannot send JSON anyway.
@@ -356,9 +407,24 @@ class BookingCreate(APIView):
             )
         ],
         responses={
-            201: OpenApiResponse(Booking, "Booked. `start` and `end` carry the clinic's offset."),
-            400: OpenApiResponse(ERROR, "Bad input; `error.fields` names each field, nested."),
-            409: OpenApiResponse(ERROR, "`slot_taken`, or `patient_busy` at that time."),
+            201: OpenApiResponse(
+                Booking,
+                "Booked at once (the location does not verify online bookings). `start` and "
+                "`end` carry the clinic's offset.",
+            ),
+            202: OpenApiResponse(
+                TentativeBooking, "Held until the patient confirms with the e-mailed link."
+            ),
+            400: OpenApiResponse(
+                ERROR,
+                "Bad input; `error.fields` names each field, nested (`patient.phone` for a "
+                "number outside the countries the clinic texts).",
+            ),
+            409: OpenApiResponse(
+                ERROR,
+                "`slot_taken`; `day_held` (unconfirmed bookings hold as much of that day as "
+                "they may); `patient_busy` where bookings are not verified.",
+            ),
             413: OpenApiResponse(ERROR, "The body is over 64 KiB."),
             415: OpenApiResponse(ERROR, "The body is not `application/json`."),
             422: OpenApiResponse(
@@ -366,7 +432,11 @@ class BookingCreate(APIView):
                 "`policy_violation` (not bookable online, notice, horizon, too many pending "
                 "visits) or `idempotency_key_reused`.",
             ),
-            429: OpenApiResponse(ERROR, "Too many bookings from this address; see Retry-After."),
+            429: OpenApiResponse(
+                ERROR,
+                "Too many bookings from this network (`throttled`), or too many of them "
+                "unconfirmed (`too_many_holds`); see Retry-After.",
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -379,16 +449,22 @@ class BookingCreate(APIView):
         data = booking.validated_data
 
         def book() -> Answer:
-            appointment = consultation_book_online(
+            online = consultation_request_online(
                 appointment_type=data["appointment_type"],
                 start=data["start"],
                 details=data["patient"],
                 intake=data["intake"],
                 sms_consent=data["sms_consent"],
+                client=client_key(request),
                 now=now,
             )
+            if online.expires_at is not None:
+                return Answer(
+                    status.HTTP_202_ACCEPTED,
+                    tentative_body(online.appointment, online.expires_at, data["appointment_type"]),
+                )
             return Answer(
-                status.HTTP_201_CREATED, booking_body(appointment, data["appointment_type"])
+                status.HTTP_201_CREATED, booking_body(online.appointment, data["appointment_type"])
             )
 
         answer = idempotent(

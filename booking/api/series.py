@@ -4,9 +4,9 @@ rest, hold, resume, the prescriber's review).
 
 Staff sign in (session). Proposing, booking and changing a series need ``booking.add_series``,
 reading one ``booking.view_series``; the review, and allowing a session outside its protocol's
-spacing, are the prescriber's. Every time is ISO 8601 with the clinic's offset. Errors take the
-shape set in ``config.api``: a refused session of a booking is named by its position in
-``starts`` (``"starts.3"`` is session 4).
+spacing, are the prescriber's. Every read and write is recorded in the audit log. Every time is
+ISO 8601 with the clinic's offset. Errors take the shape set in ``config.api``: a refused
+session of a booking is named by its position in ``starts`` (``"starts.3"`` is session 4).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from django.db.models import Prefetch, QuerySet
+from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -25,6 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from booking.access.audit import audit
 from booking.access.scoping import appointments_for, plans_for, series_for
 from booking.api.permissions import ModelPermissions, Prescribes
 from booking.api.toolkit import (
@@ -36,7 +38,14 @@ from booking.api.toolkit import (
     Text,
 )
 from booking.eligibility import MAX_SESSIONS_AUTHORISED
-from booking.models import Appointment, AppointmentStatus, Series, SeriesStatus, TreatmentPlan
+from booking.models import (
+    Appointment,
+    AppointmentStatus,
+    AuditAction,
+    Series,
+    SeriesStatus,
+    TreatmentPlan,
+)
 from booking.series.changes import (
     series_cancel_rest,
     series_hold,
@@ -162,8 +171,21 @@ def series_body(series: Series) -> dict[str, Any]:
     }
 
 
-def _series_response(request: Request, pk: int, code: int = status.HTTP_200_OK) -> Response:
-    return Response(series_body(_series_queryset(request.user).get(pk=pk)), status=code)
+def _audit(request: Request, action: str, obj: Series | TreatmentPlan, **detail: Any) -> None:
+    """One audit event for a series (or the plan a proposal reads), at its protocol's location.
+    DRF's Request wraps Django's HttpRequest and proxies the attributes audit() reads."""
+    location_id = obj.protocol.appointment_type.location_id
+    audit(cast(HttpRequest, request), action, obj, location_id=location_id, **detail)
+
+
+def _series_response(
+    request: Request, pk: int, code: int = status.HTTP_200_OK, **change: Any
+) -> Response:
+    """The series as it now stands, after the change ``change`` describes (audited)."""
+    series = _series_queryset(request.user).get(pk=pk)
+    action = AuditAction.CREATE if code == status.HTTP_201_CREATED else AuditAction.UPDATE
+    _audit(request, action, series, **change)
+    return Response(series_body(series), status=code)
 
 
 # --- Input ---------------------------------------------------------------------------------------
@@ -294,6 +316,7 @@ class ProposalCreate(APIView):
             source="staff",
             now=timezone.now(),
         )
+        _audit(request, AuditAction.VIEW, plan, step="series_proposal")
         return Response(proposal_body(proposal, plan.protocol.appointment_type.location.zone))
 
 
@@ -327,7 +350,7 @@ class SeriesCreate(APIView):
         series = series_book(
             plan=data["plan"], starts=data["starts"], source="staff", now=timezone.now()
         )
-        return _series_response(request, series.pk, status.HTTP_201_CREATED)
+        return _series_response(request, series.pk, status.HTTP_201_CREATED, step="book")
 
 
 class SeriesDetail(APIView):
@@ -341,7 +364,9 @@ class SeriesDetail(APIView):
         responses={200: SeriesSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND},
     )
     def get(self, request: Request, pk: int) -> Response:
-        return Response(series_body(get_object_or_404(_series_queryset(request.user), pk=pk)))
+        series = get_object_or_404(_series_queryset(request.user), pk=pk)
+        _audit(request, AuditAction.VIEW, series)
+        return Response(series_body(series))
 
 
 class SeriesHold(APIView):
@@ -367,7 +392,7 @@ class SeriesHold(APIView):
         incoming = HoldInput(data=request.data)
         incoming.is_valid(raise_exception=True)
         series_hold(series=series, reason=incoming.validated_data["reason"], now=timezone.now())
-        return _series_response(request, series.pk)
+        return _series_response(request, series.pk, step="hold")
 
 
 class SeriesResume(APIView):
@@ -404,7 +429,7 @@ class SeriesResume(APIView):
             override_reason=incoming.validated_data["override_reason"],
             now=timezone.now(),
         )
-        return _series_response(request, series.pk)
+        return _series_response(request, series.pk, step="resume")
 
 
 class SeriesCancelRest(APIView):
@@ -427,7 +452,9 @@ class SeriesCancelRest(APIView):
         series_cancel_rest(
             series=series, from_index=data["from_index"], reason=data["reason"], now=timezone.now()
         )
-        return _series_response(request, series.pk)
+        return _series_response(
+            request, series.pk, step="cancel_rest", from_index=data["from_index"]
+        )
 
 
 class SeriesReview(APIView):
@@ -450,7 +477,7 @@ class SeriesReview(APIView):
     def post(self, request: Request, pk: int) -> Response:
         series = get_object_or_404(series_for(request.user), pk=pk)
         series_review_confirm(series=series, by=request.user, now=timezone.now())
-        return _series_response(request, series.pk)
+        return _series_response(request, series.pk, step="review")
 
 
 class SessionReschedule(APIView):
@@ -495,4 +522,9 @@ class SessionReschedule(APIView):
             shift_later=data["shift_later"],
             now=timezone.now(),
         )
-        return _series_response(request, cast(int, session.series_id))  # filtered on a series above
+        return _series_response(
+            request,
+            cast(int, session.series_id),  # filtered on a series above
+            step="session_reschedule",
+            session=session.reference,
+        )

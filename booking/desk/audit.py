@@ -29,6 +29,7 @@ from booking.access.decorators import staff_required
 from booking.access.roles import VIEW_AUDIT
 from booking.access.scoping import audit_events_for
 from booking.models import AuditAction, AuditEvent
+from booking.validators import validate_date_in_range
 
 PAGE_SIZE = 50
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): such a
@@ -57,8 +58,18 @@ def _zone() -> ZoneInfo:
 class AuditFilterForm(forms.Form):
     user = forms.CharField(required=False, max_length=150, label="User")
     patient = forms.IntegerField(required=False, min_value=1, label="Patient id")
-    start = forms.DateField(required=False, input_formats=["%Y-%m-%d"], label="From")
-    end = forms.DateField(required=False, input_formats=["%Y-%m-%d"], label="To")
+    start = forms.DateField(
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        label="From",
+        validators=[validate_date_in_range],
+    )
+    end = forms.DateField(
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        label="To",
+        validators=[validate_date_in_range],
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

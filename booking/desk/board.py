@@ -64,6 +64,7 @@ from booking.models import (
     Intake,
 )
 from booking.patients import contraindications_flagged
+from booking.validators import EARLIEST_DATE, LATEST_DATE
 from scheduling.models import Location
 
 S = AppointmentStatus
@@ -238,6 +239,11 @@ def board(request: HttpRequest) -> HttpResponse:
         day = date.fromisoformat(raw_day) if raw_day else now.astimezone(zone).date()
     except ValueError:
         return _bad_request(request, "The date must look like 2026-12-01.")
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        return _bad_request(
+            request,
+            f"The date must be between {EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()}.",
+        )
     start, end = _day_bounds(day, zone)
     visits = list(
         appointments_for(user)

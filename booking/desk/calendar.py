@@ -23,10 +23,15 @@ from booking.calendar import COLUMN_KINDS
 from booking.validators import EARLIEST_DATE, LATEST_DATE
 
 
+def _bad_request(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "staff/calendar.html", {"nav": "calendar", "error": message}, status=400)
+
+
 @staff_required(VIEW)
 def calendar_page(request: HttpRequest) -> HttpResponse:
     """Day or week, by staff or by chair, at one of the user's locations. The query string
-    (``location``, ``date``, ``view``, ``by``) only chooses what is shown first."""
+    (``location``, ``date``, ``view``, ``by``) only chooses what is shown first; a ``date`` that
+    is not a day from EARLIEST_DATE to LATEST_DATE is a 400, as on the board."""
     locations = list(
         locations_for(request.user)
         .filter(is_active=True)
@@ -44,13 +49,21 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
     if view not in ("day", "week"):
         view = "week"
     zone_name = next((loc["timezone"] for loc in locations if loc["slug"] == chosen), "UTC")
-    try:
-        shown = date.fromisoformat(request.GET.get("date", ""))
-        if not EARLIEST_DATE <= shown <= LATEST_DATE:
-            raise ValueError
-    except ValueError:
+    raw_date = request.GET.get("date", "")
+    if not raw_date:
         # "Today" is the clinic's today, not the server's.
         shown = timezone.now().astimezone(ZoneInfo(zone_name)).date()
+    else:
+        try:
+            shown = date.fromisoformat(raw_date)
+        except ValueError:
+            return _bad_request(request, "The date must look like 2026-12-01.")
+        if not EARLIEST_DATE <= shown <= LATEST_DATE:
+            return _bad_request(
+                request,
+                f"The date must be between {EARLIEST_DATE.isoformat()} and "
+                f"{LATEST_DATE.isoformat()}.",
+            )
     config = {
         "location": chosen,
         "by": by,

@@ -38,6 +38,7 @@ from booking.models import (
     WaitlistOffer,
     WaitlistStatus,
 )
+from booking.validators import validate_date_in_range
 from booking.waitlist import waitlist_add, waitlist_remove
 from scheduling.models import AppointmentType, Location
 
@@ -47,8 +48,16 @@ class WaitlistAddForm(forms.Form):
     appointment_type = forms.ModelChoiceField(
         queryset=AppointmentType.objects.none(), label="Visit type"
     )
-    earliest_date = forms.DateField(label="From (date)", widget=forms.DateInput({"type": "date"}))
-    latest_date = forms.DateField(label="Until (date)", widget=forms.DateInput({"type": "date"}))
+    earliest_date = forms.DateField(
+        label="From (date)",
+        widget=forms.DateInput({"type": "date"}),
+        validators=[validate_date_in_range],
+    )
+    latest_date = forms.DateField(
+        label="Until (date)",
+        widget=forms.DateInput({"type": "date"}),
+        validators=[validate_date_in_range],
+    )
     earliest_time = forms.TimeField(
         required=False, label="Not before (time)", widget=forms.TimeInput({"type": "time"})
     )

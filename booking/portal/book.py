@@ -3,7 +3,9 @@
 Server-rendered and complete without JavaScript. Every step before confirmation is a GET that
 changes nothing, or a POST that only validates and re-renders: the answers travel in hidden
 fields rather than in the session, so no intake answer is stored anywhere before the patient
-confirms. Confirmation calls the same service as ``POST /api/v1/bookings/``.
+confirms. Confirmation calls the same service as ``POST /api/v1/bookings/``: where the location
+verifies online bookings it holds the time and the done page says "check your e-mail", the same
+page whoever the patient is (``booking.online``; the e-mailed link leads to ``portal.confirm``).
 """
 
 from __future__ import annotations
@@ -21,11 +23,17 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from booking.errors import BookingError, PatientBusy, SlotTaken
-from booking.models import Appointment
+from booking.models import ACTIVE_STATUSES, Appointment, AppointmentStatus
+from booking.online import (
+    DayHeld,
+    OnlineBooking,
+    TooManyHolds,
+    consultation_request_online,
+    tentative_holds_on,
+)
 from booking.portal.forms import BookingDetailsForm, parse_start
 from booking.selectors import available_slots
-from booking.services import consultation_book_online
-from booking.throttle import booking_rate_limit
+from booking.throttle import booking_rate_limit, client_key
 from scheduling.models import AppointmentType, Location
 
 STRIP_DAYS = 7
@@ -46,6 +54,15 @@ class Slot:
     start: datetime
     iso: str
     url: str
+
+
+@dataclass(frozen=True)
+class HeldSlot:
+    """A time another patient's unconfirmed booking holds: free again at ``until`` unless they
+    confirm."""
+
+    start: datetime
+    until: datetime
 
 
 # --- Lookups ----------------------------------------------------------------------------------
@@ -70,7 +87,8 @@ def _bookable_types(location: Location) -> list[AppointmentType]:
 def _appointment_type(location: Location, slug: str) -> AppointmentType | None:
     return (
         AppointmentType.objects.select_related("location")
-        .filter(location=location, slug=slug, is_active=True, bookable_online=True)
+        .filter(location=location, is_active=True, bookable_online=True)
+        .with_patient_slug(slug)
         .first()
     )
 
@@ -95,7 +113,7 @@ def _last_day(appointment_type: AppointmentType, now: datetime) -> date:
 
 
 def _slots_url(location: Location, appointment_type: AppointmentType, day: date | None) -> str:
-    url = reverse("book-slots", args=[location.slug, appointment_type.slug])
+    url = reverse("book-slots", args=[location.slug, appointment_type.patient_slug])
     return f"{url}?{urlencode({'date': day.isoformat()})}" if day else url
 
 
@@ -142,7 +160,7 @@ def _day_slots(
 
 def _slot(location: Location, appointment_type: AppointmentType, start: datetime) -> Slot:
     iso = start.astimezone(location.zone).isoformat()
-    url = reverse("book-details", args=[location.slug, appointment_type.slug])
+    url = reverse("book-details", args=[location.slug, appointment_type.patient_slug])
     return Slot(start=start, iso=iso, url=f"{url}?{urlencode({'start': iso})}")
 
 
@@ -215,12 +233,19 @@ def book_slots(request: HttpRequest, location_slug: str, type_slug: str) -> Http
     ]
     previous_week = strip_start - timedelta(days=STRIP_DAYS)
     next_week = strip_start + timedelta(days=STRIP_DAYS)
+    free = by_day.get(selected, [])
+    held_until: dict[datetime, datetime] = {}
+    for start, until in tentative_holds_on(appointment_type=appointment_type, day=selected):
+        if start not in free and until > now:
+            held_until[start] = min(until, held_until.get(start, until))
+    held = [HeldSlot(start=start, until=until) for start, until in held_until.items()]
     context = _base_context(location, appointment_type, "Day and time")
     context.update(
         {
             "days": days,
             "selected": selected,
-            "slots": [_slot(location, appointment_type, s) for s in by_day.get(selected, [])],
+            "slots": [_slot(location, appointment_type, s) for s in free],
+            "held": held,
             "previous_url": (
                 _slots_url(location, appointment_type, previous_week)
                 if strip_start > today
@@ -403,14 +428,7 @@ def book_confirm(request: HttpRequest, location_slug: str, type_slug: str) -> Ht
         return redirect(_slots_url(location, appointment_type, None))
     wait = booking_rate_limit(request)
     if wait is not None:
-        response = render(
-            request,
-            "booking/book/rate_limited.html",
-            {"location": location, "minutes": max(1, -(-wait // 60))},
-            status=429,
-        )
-        response["Retry-After"] = str(wait)
-        return response
+        return _too_many(request, location, wait)
     now = timezone.now()
     form = _form(location, now, data=request.POST)
     if not form.is_valid():
@@ -421,20 +439,30 @@ def book_confirm(request: HttpRequest, location_slug: str, type_slug: str) -> Ht
     if form.is_spam:
         # Whoever filled the invisible field gets the same page a patient would, and nothing
         # is booked: telling a robot it was caught only teaches it.
-        _remember(request, location, appointment_type, form, reference="")
+        expires_at = None
+        if location.verify_online_bookings:
+            expires_at = now + timedelta(minutes=location.tentative_hold_minutes)
+        _remember(request, location, appointment_type, form, None, expires_at=expires_at)
+        return HttpResponseRedirect(reverse("book-done"), status=303)
+    if _booked_here(request, form):
+        # A reload or a second click of "Confirm": the visit (or the time held) is this
+        # session's own. Held times are matched to nobody, so nothing else would notice.
         return HttpResponseRedirect(reverse("book-done"), status=303)
     try:
-        appointment = consultation_book_online(
+        booking = consultation_request_online(
             appointment_type=appointment_type,
             start=form.start_at,
             details=form.patient_details(),
             intake=form.intake_answers(),
             sms_consent=form.cleaned_data["sms_consent"],
+            client=client_key(request),
             now=now,
         )
-    except (SlotTaken, PatientBusy) as exc:
+    except TooManyHolds as exc:
+        return _too_many(request, location, exc.retry_after)
+    except (SlotTaken, PatientBusy, DayHeld) as exc:
         if isinstance(exc, PatientBusy) and _booked_here(request, form):
-            # A reload or a second click of "Confirm": the visit is this session's own.
+            # Two clicks at once: the other one booked it for this session.
             return HttpResponseRedirect(reverse("book-done"), status=303)
         carried = [(n, v) for n, v in form.carried() if n != "start"]
         day = form.start_at.astimezone(location.zone).date()
@@ -447,27 +475,38 @@ def book_confirm(request: HttpRequest, location_slug: str, type_slug: str) -> Ht
             request, location, appointment_type, carried, day, problem=problem, status=409
         )
     except BookingError as exc:
+        if exc.field == "phone":
+            form.add_error("phone", exc.message)
+            return _render_details(request, location, appointment_type, form)
         return _render_review(
             request, location, appointment_type, form, problem=exc.message, status=exc.status
         )
-    _remember(request, location, appointment_type, form, reference=appointment.reference)
+    _remember(request, location, appointment_type, form, booking, expires_at=booking.expires_at)
     return HttpResponseRedirect(reverse("book-done"), status=303)
+
+
+def _too_many(request: HttpRequest, location: Location, wait: int) -> HttpResponse:
+    response = render(
+        request,
+        "booking/book/rate_limited.html",
+        {"location": location, "minutes": max(1, -(-wait // 60))},
+        status=429,
+    )
+    response["Retry-After"] = str(wait)
+    return response
 
 
 def _booked_here(request: HttpRequest, form: BookingDetailsForm) -> bool:
     done = request.session.get(SESSION_KEY)
-    if not isinstance(done, dict) or not done.get("reference"):
+    if not isinstance(done, dict) or not done.get("appointment"):
         return False
-    return (
-        Appointment.objects.active()
-        .filter(
-            reference=done["reference"],
-            start=form.start_at,
-            patient__email__iexact=form.cleaned_data["email"],
-            patient__date_of_birth=form.cleaned_data["date_of_birth"],
-        )
-        .exists()
-    )
+    return Appointment.objects.filter(
+        pk=done["appointment"],
+        status__in=[*ACTIVE_STATUSES, AppointmentStatus.TENTATIVE],
+        start=form.start_at,
+        patient__email__iexact=form.cleaned_data["email"],
+        patient__date_of_birth=form.cleaned_data["date_of_birth"],
+    ).exists()
 
 
 def _remember(
@@ -475,18 +514,24 @@ def _remember(
     location: Location,
     appointment_type: AppointmentType,
     form: BookingDetailsForm,
+    booking: OnlineBooking | None,
     *,
-    reference: str,
+    expires_at: datetime | None,
 ) -> None:
     # The confirmation is shown to this browser session only: its URL carries nothing, so
-    # nobody can read a booking by guessing or sharing an address.
+    # nobody can read a booking by guessing or sharing an address. A tentative booking shows
+    # nothing that came from the register (it has no reference yet), so its page is the same
+    # whoever typed what.
     request.session.cycle_key()
+    booked = booking is not None and not booking.tentative
     request.session[SESSION_KEY] = {
-        "reference": reference,
+        "reference": booking.appointment.reference if booking and booked else "",
+        "appointment": booking.appointment.pk if booking else None,
         "location": location.pk,
         "type": appointment_type.pk,
         "start": form.start_at.isoformat(),
         "email": form.cleaned_data["email"],
+        "expires_at": expires_at.isoformat() if expires_at else "",
     }
 
 
@@ -523,4 +568,8 @@ def book_done(request: HttpRequest) -> HttpResponse:
         "email": done.get("email", ""),
         "book_again_url": reverse("book-start"),
     }
+    held_until = parse_start(done.get("expires_at"))
+    if held_until is not None:
+        context["held_until"] = held_until
+        return render(request, "booking/book/check_email.html", context)
     return render(request, "booking/book/done.html", context)

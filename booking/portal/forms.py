@@ -18,9 +18,12 @@ from booking.forms import PatientDetailsCleaning
 from booking.models import SMS_CONSENT_VERSION, SMS_CONSENT_WORDINGS, IntakeOption, IntakeOptionKind
 from booking.services import IntakeAnswers
 from booking.validators import (
+    EARLIEST_DATE,
+    LATEST_DATE,
     normalize_escort_phone,
     normalize_name,
     validate_date_of_birth,
+    validate_text_region,
 )
 from scheduling.models import Location
 
@@ -40,6 +43,8 @@ def parse_start(value: str | None) -> datetime | None:
         return None
     if moment.tzinfo is None or moment.utcoffset() is None:
         return None
+    if not EARLIEST_DATE <= moment.date() <= LATEST_DATE:
+        return None  # no time is offered there, and year 1 or 9999 overflows the arithmetic
     return moment
 
 
@@ -106,6 +111,7 @@ class BookingDetailsForm(PatientDetailsCleaning, forms.Form):
     def __init__(self, *args: Any, location: Location, today: date, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.today = today
+        self.location = location
         options = list(IntakeOption.objects.filter(location=location, is_active=True))
         self.condition_options = {
             str(o.pk): o.text for o in options if o.kind == IntakeOptionKind.CONDITION
@@ -137,6 +143,10 @@ class BookingDetailsForm(PatientDetailsCleaning, forms.Form):
         )
 
     # --- Validation ---------------------------------------------------------------------------
+
+    def clean_phone(self) -> str:
+        # Only the countries the clinic texts (security issue #15): see Location.text_regions.
+        return validate_text_region(super().clean_phone(), self.location.text_regions)
 
     def clean_start(self) -> datetime:
         start = parse_start(self.cleaned_data["start"])
@@ -295,7 +305,8 @@ class RescheduleForm(forms.Form):
             start = datetime.fromisoformat(raw)
         except ValueError as exc:
             raise ValidationError("Choose one of the times shown.") from exc
-        if timezone.is_naive(start):
+        # A year-1 or year-9999 time would overflow the move's arithmetic: no time shown is there.
+        if timezone.is_naive(start) or not EARLIEST_DATE <= start.date() <= LATEST_DATE:
             raise ValidationError("Choose one of the times shown.")
         return start
 

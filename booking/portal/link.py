@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from booking.errors import BookingError
 from booking.ics import appointment_ics
-from booking.links import patient_link_request, patient_link_resolve
+from booking.links import patient_link_resolve
 from booking.models import (
     ACTIVE_STATUSES,
     CHANGEABLE_STATUSES,
@@ -40,7 +40,8 @@ from booking.preparation import Preparation, appointment_preparation
 from booking.selectors import available_slots
 from booking.series.changes import visit_move
 from booking.services import appointment_cancel, appointment_confirm, appointment_escort_update
-from booking.throttle import client_address, rate_limit_hit
+from booking.tasks import link_request_queue
+from booking.throttle import client_key, rate_limit_hit
 from scheduling.clock import clinic_datetime
 
 # Enough for a patient who mistypes twice; too few to probe who is a patient here.
@@ -382,7 +383,7 @@ def link_request(request: HttpRequest) -> HttpResponse:
     form = LinkRequestForm(request.POST or None)
     if request.method == "POST":
         wait = rate_limit_hit(
-            f"link-request:address:{client_address(request)}",
+            f"link-request:address:{client_key(request)}",
             limit=LINK_REQUEST_LIMIT,
             window=LINK_REQUEST_WINDOW,
         )
@@ -398,11 +399,9 @@ def link_request(request: HttpRequest) -> HttpResponse:
             if wait:
                 return too_many(request, wait)
             if not form.is_bot:
-                patient_link_request(
-                    email=email,
-                    date_of_birth=form.cleaned_data["date_of_birth"],
-                    now=timezone.now(),
-                )
+                # Nobody is looked up here: a worker does that, so that the answer takes as
+                # long for a patient's address as for a stranger's (booking.tasks).
+                link_request_queue(email=email, date_of_birth=form.cleaned_data["date_of_birth"])
             return see_other(reverse("patient-link-requested"))
     return render(request, "booking/link/request.html", {"form": form})
 

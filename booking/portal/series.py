@@ -29,6 +29,7 @@ from booking.models import Patient, Protocol, TreatmentPlan
 from booking.portal.link import link_patient, private, see_other
 from booking.series.selectors import series_offers
 from booking.series.services import Proposal, SeriesPreferences, series_book, series_propose
+from booking.validators import EARLIEST_DATE, LATEST_DATE
 
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 # Times of day as a patient thinks of them; the proposal keeps as close to the time as it can.
@@ -245,8 +246,8 @@ def _posted_starts(data: QueryDict) -> list[datetime] | None:
             start = datetime.fromisoformat(raw)
         except ValueError:
             return None
-        if timezone.is_naive(start):
-            return None
+        if timezone.is_naive(start) or not EARLIEST_DATE <= start.date() <= LATEST_DATE:
+            return None  # far dates would overflow the search's arithmetic
         starts.append(start)
     return starts or None
 

@@ -1,13 +1,18 @@
-"""The patient's pages: booking at /book/, the secure link at /a/, waitlist offers at /w/."""
+"""The patient's pages: booking at /book/ (and its e-mailed confirmation), the secure link at
+/a/, waitlist offers at /w/."""
 
 from django.urls import URLPattern, URLResolver, include, path
 
-from booking.portal import book, link, series, waitlist
+from booking.portal import book, confirm, link, series, waitlist
 
 book_patterns = [
     path("", book.book_start, name="book-start"),
     # Before the location slugs, which it would otherwise read as one.
     path("done/", book.book_done, name="book-done"),
+    # The e-mailed link that confirms a tentative booking; tokens are 43 characters long.
+    path("confirm/<str:token>/", confirm.confirm_page, name="book-verify"),
+    path("confirm/<str:token>/confirm/", confirm.confirm_view, name="book-verify-confirm"),
+    path("confirm/<str:token>/release/", confirm.release_view, name="book-verify-release"),
     path("<slug:location_slug>/", book.book_types, name="book-types"),
     path("<slug:location_slug>/<slug:type_slug>/", book.book_slots, name="book-slots"),
     path("<slug:location_slug>/<slug:type_slug>/details/", book.book_details, name="book-details"),

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from booking.errors import BookingError
 from booking.models import OfferStatus, WaitlistOffer
 from booking.portal.link import private, see_other, too_many
-from booking.throttle import client_address, rate_limit_hit
+from booking.throttle import client_key, rate_limit_hit
 from booking.waitlist import OfferNotFound, offer_accept, offer_decline, offer_resolve
 
 # Per client address: far more than one patient answering needs, too few to probe for tokens.
@@ -28,7 +28,7 @@ OFFER_PAGE_WINDOW = 60 * 60
 
 def _throttled(request: HttpRequest) -> HttpResponse | None:
     wait = rate_limit_hit(
-        f"waitlist-offer:{client_address(request)}",
+        f"waitlist-offer:{client_key(request)}",
         limit=OFFER_PAGE_LIMIT,
         window=OFFER_PAGE_WINDOW,
     )

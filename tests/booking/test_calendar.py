@@ -16,7 +16,13 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from booking.access.roles import Role
-from booking.calendar import HELD_TITLE, calendar_json, calendar_load, zone_offsets
+from booking.calendar import (
+    HELD_TITLE,
+    TENTATIVE_TITLE,
+    calendar_json,
+    calendar_load,
+    zone_offsets,
+)
 from booking.models import (
     Allocation,
     Appointment,
@@ -231,6 +237,29 @@ def test_held_slots_are_shown_as_held_and_cancelled_visits_are_not_shown(
     # A no-show released its lanes but stays where it was, for the record.
     assert events[no_show.reference]["resourceIds"] == [nurse.pk]
     assert events[no_show.reference]["status"] == "no_show"
+
+
+def test_an_online_booking_awaiting_its_email_shows_as_tentative_without_the_typed_name(
+    clinic, consultation, make_patient
+):
+    # Security issue #15: what a caller typed is not proven until the e-mail link is followed.
+    provisional = make_patient(first_name="Typed", last_name="Byanyone", provisional=True)
+    prescriber, room = resource(clinic, "Dr. One"), resource(clinic, "Room 1")
+    tentative = visit(
+        consultation,
+        provisional,
+        local(MONDAY, 9),
+        [prescriber, room],
+        status=AppointmentStatus.TENTATIVE,
+    )
+
+    body = week(clinic)
+    event = by_id(body)[tentative.reference]
+
+    assert event["status"] == "tentative"
+    assert event["title"] == f"{TENTATIVE_TITLE} · {consultation.name}"
+    assert "Byanyone" not in json.dumps(body)
+    assert "not confirmed their e-mail" in body["statuses"]["tentative"]
 
 
 @time_machine.travel(NOW, tick=False)

@@ -26,13 +26,22 @@ from django.test import Client
 from booking import throttle
 from booking.models import Appointment
 from booking.selectors import available_slots
-from scheduling.models import AppointmentType
+from scheduling.models import AppointmentType, Location
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 NOW = datetime.fromisoformat("2026-06-01T12:00:00+00:00")  # mid-window: no hour turns over
 ATTEMPTS = 3 * throttle.BOOKINGS_PER_HOUR
 BARRIER_TIMEOUT = 120  # only guards against a thread dying before the barrier
+
+
+@pytest.fixture
+def location(location: Location) -> Location:
+    """A clinic that books online bookings at once: these tests are about that booking.
+    The default, held until the patient confirms by e-mail, is tested with booking.online."""
+    Location.objects.filter(pk=location.pk).update(verify_online_bookings=False)
+    location.verify_online_bookings = False
+    return location
 
 
 @pytest.fixture(autouse=True)

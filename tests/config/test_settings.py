@@ -22,6 +22,9 @@ SETTINGS_VARIABLES = (
     "HTTPS",
     "EMAIL_PORT",
     "LOG_LEVEL",
+    "PROXY_COUNT",
+    "TRUSTED_PROXIES",
+    "API_TOKEN_TTL_HOURS",
 )
 
 
@@ -58,6 +61,14 @@ def test_it_starts_with_the_defaults(tmp_path):
         ("HTTPS", "si"),
         ("EMAIL_PORT", "smtp"),
         ("LOG_LEVEL", "LOUD"),
+        ("PROXY_COUNT", "0"),
+        ("PROXY_COUNT", "one"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal"),
+        ("TRUSTED_PROXIES", "10.0.0.1,"),  # a stray comma is a typo, refused like any other
+        ("API_TOKEN_TTL_HOURS", "0"),
+        ("API_TOKEN_TTL_HOURS", "forever"),
+        # A month at most: a token that never expires is what this setting exists to prevent.
+        ("API_TOKEN_TTL_HOURS", "100000"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(tmp_path, name, value):

@@ -1,16 +1,19 @@
-"""A new patient books a consultation in a real browser."""
+"""A new patient books a consultation in a real browser, and confirms it from the e-mail."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from urllib.parse import urlsplit
 
 import pytest
 from django.core import mail
 from playwright.sync_api import Page, expect
 
 from booking.defaults import intake_options_install_defaults
-from booking.models import SMS_CONSENT_VERSION, SMS_CONSENT_WORDINGS, Appointment
+from booking.models import SMS_CONSENT_VERSION, SMS_CONSENT_WORDINGS, Appointment, AppointmentStatus
+from booking.online import consultation_request_online
+from booking.services import IntakeAnswers, PatientDetails
 from scheduling.models import Location
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,19 +79,68 @@ def test_a_new_patient_books_a_consultation_from_start_to_confirmation(
     assert Appointment.objects.count() == 0
     page.get_by_role("button", name="Confirm booking").click()
 
-    expect(page.get_by_role("heading", level=1)).to_have_text("You're booked")
+    # Held, not booked, until the patient proves the address: the same page whoever they are.
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your e-mail to confirm")
     expect(page.get_by_text("Wednesday 2 December 2026 at 9:00 AM EST")).to_be_visible()
-    expect(page.get_by_text("We've e-mailed you a link")).to_be_visible()
+    expect(page.get_by_text("until 9:15 AM EST")).to_be_visible()
     assert page.url == f"{live_server.url}/book/done/"
+    snapshot(page, "check-email")
     appointment = Appointment.objects.select_related("patient", "intake").get()
+    assert appointment.status == AppointmentStatus.TENTATIVE
     assert appointment.start == WEDNESDAY_9AM
-    assert appointment.patient.email == "ada@example.com"
-    assert appointment.patient.sms_consent
+    assert appointment.patient.provisional
     assert appointment.intake.conditions == ["Depression"]
+    (verify,) = mail.outbox
+    assert verify.to == ["ada@example.com"]
+    assert appointment.reference not in verify.body
+    (link,) = set(re.findall(r"https?://[^\s]+/book/confirm/[\w-]+/", str(verify.body)))
+
+    page.goto(live_server.url + urlsplit(link).path)
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Confirm your appointment")
+    expect(page.get_by_text("Wednesday 2 December 2026 at 9:00 AM EST")).to_be_visible()
+    snapshot(page, "confirm")
+    page.get_by_role("button", name="Confirm", exact=True).click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("You're booked")
+    expect(page.get_by_text("We've e-mailed you a confirmation")).to_be_visible()
+    appointment.refresh_from_db()
+    assert appointment.status == AppointmentStatus.BOOKED
+    assert not appointment.patient.provisional
+    assert appointment.patient.sms_consent
     expect(page.get_by_text(appointment.reference)).to_be_visible()
     confirmations = [m for m in mail.outbox if appointment.reference in m.body]
     assert [m.to for m in confirmations] == [["ada@example.com"]]
     assert "Wednesday 2 December 2026 at 9:00 AM EST" in confirmations[0].body
+
+
+def test_someone_who_did_not_ask_releases_the_time_from_the_email(
+    page: Page, live_server, clinic_with_intake: Location
+):
+    consultation = clinic_with_intake.appointment_types.get(slug="consultation")
+    consultation_request_online(
+        appointment_type=consultation,
+        start=WEDNESDAY_9AM,
+        details=PatientDetails(
+            first_name="Ada",
+            last_name="Lovelace",
+            email="ada@example.com",
+            phone="+12125550199",
+            date_of_birth=date(1985, 12, 10),
+        ),
+        intake=IntakeAnswers(),
+        sms_consent=False,
+    )
+    (verify,) = mail.outbox
+    (link,) = set(re.findall(r"https?://[^\s]+/book/confirm/[\w-]+/", str(verify.body)))
+
+    page.goto(live_server.url + urlsplit(link).path)
+    page.get_by_role("button", name=re.compile("I did not ask for this")).click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("The time has been released")
+    assert not Appointment.objects.exists()
+    page.goto(f"{live_server.url}/book/{clinic_with_intake.slug}/consultation/?date=2026-12-02")
+    expect(page.get_by_role("link", name="9:00 AM EST", exact=True)).to_be_visible()
 
 
 def test_a_patient_in_another_zone_sees_clinic_time_and_their_own(

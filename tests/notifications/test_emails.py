@@ -20,7 +20,14 @@ from django.db import transaction
 from booking.errors import SlotTaken
 from booking.links import patient_link_request
 from booking.models import Appointment, Patient
-from booking.services import appointment_book, appointment_cancel, appointment_reschedule
+from booking.online import consultation_request_online
+from booking.services import (
+    IntakeAnswers,
+    PatientDetails,
+    appointment_book,
+    appointment_cancel,
+    appointment_reschedule,
+)
 from scheduling.defaults import DEFAULT_TYPES
 from scheduling.models import AppointmentType, Location
 
@@ -246,3 +253,49 @@ def test_the_link_in_a_link_email_opens_the_patients_page(client, committed, inf
     response = client.get(got.link_path())
     assert response.status_code == 200
     assert "Hello Ann" in response.content.decode()
+
+
+@time_machine.travel(NOW, tick=False)
+@pytest.mark.parametrize("slug", ["consultation", "spravato"])
+def test_the_email_that_confirms_an_online_booking_is_neutral_and_carries_only_its_link(
+    client, committed, addressed, slug
+):
+    # Security issue #15: the one message of a tentative booking, to an address not yet proven.
+    appointment_type = AppointmentType.objects.select_related("location").get(
+        location=addressed, slug=slug
+    )
+    AppointmentType.objects.filter(pk=appointment_type.pk).update(bookable_online=True)
+    appointment_type.bookable_online = True
+    booking = committed(
+        consultation_request_online,
+        appointment_type=appointment_type,
+        start=START,
+        details=PatientDetails(
+            first_name="Ann",
+            last_name="Example",
+            email="ann@example.com",
+            phone="+12125550123",
+            date_of_birth=date(1990, 5, 17),
+        ),
+        intake=IntakeAnswers(conditions=["Depression"], medications="Ketamine"),
+        sms_consent=True,
+    )
+
+    (message,) = mail.outbox
+    got = received(message)
+    assert got.to == ["ann@example.com"]
+    assert got.subject == (
+        "Please confirm your appointment on Wednesday 7 October 2026 at 10:00 AM EDT"
+    )
+    assert got.calendar is None  # nothing goes in a calendar before it is booked
+    assert FORBIDDEN.search(got.everything()) is None, FORBIDDEN.search(got.everything())
+    assert appointment_type.name not in got.everything()
+    assert addressed.name not in got.everything()
+    assert booking.appointment.reference not in got.everything()
+    assert "/a/" not in got.everything()  # no secure link before the address is proven
+    assert "15 minutes" in got.text
+    (path,) = set(re.findall(r"https?://[^/\s\"<]+(/book/confirm/[\w-]+/)", got.text))
+    assert path in got.html
+    page = client.get(path)
+    assert page.status_code == 200
+    assert "Confirm your appointment" in page.content.decode()

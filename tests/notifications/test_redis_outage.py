@@ -37,6 +37,7 @@ from booking.services import appointment_book
 from config.celery import app as celery_app
 from notifications.delivery import message_deliver_due
 from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage
+from scheduling.models import Location
 from tests.notifications.conftest import assert_sent_once_each, celery_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -195,6 +196,8 @@ def test_a_booking_made_while_redis_is_stopped_succeeds_and_its_reminders_go_out
     # The clock ticks: the broker client's own timeouts must run as they do in production.
     time_machine.move_to(NOW, tick=True)
     cache.clear()  # the booking rate limit's counters
+    # Booked at once: the location does not verify online bookings (the next test's does).
+    Location.objects.filter(pk=consultation.location_id).update(verify_online_bookings=False)
     redis_server.stop()
 
     began = time.perf_counter()
@@ -229,6 +232,41 @@ def test_a_booking_made_while_redis_is_stopped_succeeds_and_its_reminders_go_out
     batches = [r.args[0] for r in received if r.task == "notifications.tasks.send_messages"]
     ids = Counter(i for batch in batches for i in batch)
     assert ids == Counter(dict.fromkeys(planned.values_list("id", flat=True), 1))
+
+
+def test_a_booking_held_while_redis_is_stopped_gets_its_confirmation_link_once_it_is_back(
+    consultation,
+    redis_server: RedisServer,
+    client: Client,
+    time_machine: TimeMachineFixture,
+    texts,
+    mailoutbox,
+):
+    time_machine.move_to(NOW, tick=True)
+    cache.clear()
+    redis_server.stop()
+
+    response = client.post(
+        "/api/v1/bookings/", data=json.dumps(new_booking()), content_type="application/json"
+    )
+
+    assert response.status_code == 202, response.content
+    (planned,) = OutboundMessage.objects.all()
+    assert (planned.kind, planned.channel, planned.status) == (
+        MessageKind.VERIFY,
+        Channel.EMAIL,
+        MessageStatus.PENDING,
+    )
+    assert mailoutbox == []
+
+    redis_server.start()
+    celery_app.tasks["notifications.tasks.deliver_due"].delay()  # what beat does each minute
+    work_off(redis_server)
+
+    assert_sent_once_each(OutboundMessage.objects.all())
+    (message,) = mailoutbox
+    assert "/book/confirm/" in str(message.body)
+    assert texts == []  # never a text before the address is proven
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.models import F
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from booking import checkin
 from booking.access.roles import Role
@@ -616,9 +616,9 @@ def test_a_signed_in_user_without_a_staff_profile_is_refused(visit):
 
 
 def test_a_token_works_without_a_session_or_csrf(desk_user, visit):
-    token = Token.objects.create(user=desk_user)
+    _, token = AuthToken.objects.create(user=desk_user)
     api = Client(enforce_csrf_checks=True)
-    auth: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Token {token.key}"}
+    auth: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Token {token}"}
 
     read = api.get(url(visit), **auth)
     cancelled = post(api, url(visit, "cancel"), {"reason": "Called to cancel"}, **auth)
@@ -629,9 +629,9 @@ def test_a_token_works_without_a_session_or_csrf(desk_user, visit):
 
 
 def test_a_wrong_token_is_refused(desk_user, visit):
-    Token.objects.create(user=desk_user)
+    AuthToken.objects.create(user=desk_user)
 
-    response = Client().get(url(visit), HTTP_AUTHORIZATION="Token " + "0" * 40)
+    response = Client().get(url(visit), HTTP_AUTHORIZATION="Token " + "0" * 64)
 
     assert response.status_code in (401, 403)
 
@@ -647,19 +647,24 @@ def test_a_session_post_needs_the_csrf_token(desk_user, visit):
     assert visit.status == "booked"
 
 
-def test_the_token_command_prints_and_rotates_a_key(desk_user):
-    out = io.StringIO()
-    call_command("staff_token", "robin", stdout=out)
-    key = out.getvalue().strip()
-    assert Token.objects.get(user=desk_user).key == key
+def test_the_token_command_prints_a_new_key_each_time_and_rotates(desk_user, visit):
+    def command(*options: str) -> str:
+        out = io.StringIO()
+        call_command("staff_token", "robin", *options, stdout=out)
+        return out.getvalue().strip()
 
-    call_command("staff_token", "robin", stdout=out)
-    assert out.getvalue().split() == [key, key]
+    def works(key: str) -> bool:
+        return Client().get(url(visit), HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
 
-    rotated = io.StringIO()
-    call_command("staff_token", "robin", "--rotate", stdout=rotated)
-    assert rotated.getvalue().strip() not in ("", key)
-    assert Token.objects.get(user=desk_user).key == rotated.getvalue().strip()
+    first, second = command(), command()
+    assert first != second
+    assert works(first)
+    assert works(second)
+
+    rotated = command("--rotate")
+    assert rotated not in ("", first, second)
+    assert (works(first), works(second), works(rotated)) == (False, False, True)
+    assert AuthToken.objects.filter(user=desk_user).count() == 1
 
 
 def test_the_token_command_refuses_non_staff(db):

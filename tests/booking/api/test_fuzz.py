@@ -29,7 +29,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -225,7 +225,8 @@ def staff_token(fuzz_clinic: Clinic) -> str:
     user = User.objects.create_user("fuzz-staff", email="")
     user.groups.set(Group.objects.filter(name__in=[Role.ADMIN, Role.PRESCRIBER, Role.NURSE]))
     StaffProfile.objects.create(user=user).locations.set(Location.objects.all())
-    return Token.objects.create(user=user).key
+    _, token = AuthToken.objects.create(user=user)
+    return token
 
 
 def _error_body_is_clean(

@@ -7,6 +7,7 @@ service to ask ``booking.eligibility.plan_in_force`` for every type that needs a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib.auth.models import Permission, User
+from django.core import mail
 from django.core.cache import cache
 from django.test import Client
 
@@ -22,6 +24,7 @@ from booking.eligibility import eligibility_decide, plan_in_force
 from booking.errors import NotEligible
 from booking.models import (
     Appointment,
+    AuditEvent,
     Contraindication,
     DecisionOutcome,
     EligibilityDecision,
@@ -32,6 +35,7 @@ from booking.models import (
 )
 from booking.services import appointment_book
 from config.celery import app as celery_app
+from notifications.delivery import message_deliver_due, message_send
 from scheduling.models import AppointmentType, Location
 from tests.booking.api.helpers import assert_error
 
@@ -363,9 +367,9 @@ def test_listing_plans_takes_the_same_queries_for_many(
     client.get(PLANS, {"patient": patient.pk})  # a first request warms the session
 
     # session, user, user's permissions, group permissions, user's locations, patient, plans,
-    # and the session's renewal, an UPDATE in a savepoint (idle logout counts from the last
-    # request)
-    with django_assert_num_queries(10):
+    # the audit event, and the session's renewal, an UPDATE in a savepoint (idle logout counts
+    # from the last request)
+    with django_assert_num_queries(11):
         response = client.get(PLANS, {"patient": patient.pk})
 
     assert len(response.json()) == 4
@@ -441,13 +445,10 @@ def online_infusion(infusion: AppointmentType) -> Iterator[AppointmentType]:
     celery_app.conf.task_always_eager = before
 
 
-def test_the_public_booking_api_refuses_an_infusion_without_an_approval(
-    online_infusion, make_patient
-):
-    make_patient(email="ada@example.com", date_of_birth=date(1985, 12, 10))
-    body = {
+def infusion_request() -> dict[str, Any]:
+    return {
         "location": "midtown",
-        "appointment_type": "iv-mood",
+        "appointment_type": "treatment-session",  # the infusion's public slug
         "start": "2026-06-03T10:00:00-04:00",
         "patient": {
             "first_name": "Ada",
@@ -459,9 +460,39 @@ def test_the_public_booking_api_refuses_an_infusion_without_an_approval(
         "sms_consent": False,
     }
 
-    response = post(Client(), "/api/v1/bookings/", body)
+
+def test_the_public_booking_api_refuses_an_infusion_without_an_approval(
+    online_infusion, make_patient
+):
+    # Where online bookings are booked at once, the gate answers at once.
+    Location.objects.filter(pk=online_infusion.location_id).update(verify_online_bookings=False)
+    make_patient(email="ada@example.com", date_of_birth=date(1985, 12, 10))
+
+    response = post(Client(), "/api/v1/bookings/", infusion_request())
 
     assert_error(response, 422, "not_eligible")
+    assert not Appointment.objects.exists()
+
+
+def test_a_held_online_infusion_without_an_approval_is_refused_only_on_confirmation(
+    online_infusion, make_patient
+):
+    # Held by default: whether this address and birth date have an approval is told to the
+    # owner of the address only, once they follow the e-mailed link.
+    make_patient(email="ada@example.com", date_of_birth=date(1985, 12, 10))
+
+    response = post(Client(), "/api/v1/bookings/", infusion_request())
+
+    assert response.status_code == 202, response.content
+    message_deliver_due(enqueue=lambda ids: [message_send(message_id=i) for i in ids])
+    (link,) = {
+        found
+        for message in mail.outbox
+        for found in re.findall(r"(/book/confirm/[\w-]+/)", str(message.body))
+    }
+    refused = Client().post(link + "confirm/")
+    assert refused.status_code == 409
+    assert "approval" in refused.content.decode().lower()
     assert not Appointment.objects.exists()
 
 
@@ -473,3 +504,45 @@ def test_the_schema_describes_the_plan_endpoints(db, client):
 
     for path in ("/api/v1/plans/", "/api/v1/plans/decisions/", "/api/v1/plans/{id}/revoke/"):
         assert f"  {path}:" in schema
+
+
+# --- The audit log -------------------------------------------------------------------------------
+
+
+def audited(user: User) -> list[tuple[str, str, str, int | None, dict[str, Any]]]:
+    return [
+        (e.method, e.action, e.object_type, e.patient_id, e.detail)
+        for e in AuditEvent.objects.filter(user=user).order_by("pk")
+    ]
+
+
+def test_reading_deciding_and_revoking_are_audited(prescriber, make_patient, protocols, clinic):
+    patient = make_patient()
+    client = as_user(prescriber)
+
+    decided = post(client, DECISIONS, approval(patient, protocols["mood-induction"]))
+    plan_id = decided.json()["plan"]["id"]
+    client.get(PLANS, {"patient": patient.pk})
+    post(client, f"{PLANS}{plan_id}/revoke/")
+
+    assert audited(prescriber) == [
+        (
+            "POST",
+            "create",
+            "eligibilitydecision",
+            patient.pk,
+            {"outcome": "approved", "consultation": None},
+        ),
+        ("GET", "view", "plan_list", patient.pk, {"plans": [plan_id]}),
+        ("POST", "update", "treatmentplan", patient.pk, {"step": "revoke"}),
+    ]
+    decision = AuditEvent.objects.get(object_type="eligibilitydecision")
+    assert (decision.object_id, decision.location_id) == (str(decided.json()["id"]), clinic.pk)
+    revoked = AuditEvent.objects.get(object_type="treatmentplan")
+    assert (revoked.object_id, revoked.location_id) == (str(plan_id), clinic.pk)
+
+
+def test_a_refused_read_is_not_audited(desk, db):
+    as_user(desk).get(PLANS, {"patient": 424242})
+
+    assert not AuditEvent.objects.exists()

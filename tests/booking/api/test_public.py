@@ -68,52 +68,64 @@ def test_listing_many_locations_takes_one_query(make_location, client, django_as
 # --- Appointment types ---------------------------------------------------------------------------
 
 
-def test_it_lists_a_locations_types_by_their_neutral_names(
+def test_it_lists_only_the_types_bookable_online_by_their_neutral_names(
     clinic, client, django_assert_num_queries
 ):
     with django_assert_num_queries(2):
         response = get(client, "/api/v1/appointment-types/", {"location": "midtown"})
 
     assert response.status_code == 200
-    types = response.json()
-    assert [t["slug"] for t in types] == [
-        "booster",
-        "consultation",
-        "iv-mood",
-        "iv-pain",
-        "spravato",
+    assert response.json() == [
+        {
+            "slug": "consultation",
+            "name": "New patient consultation",
+            "duration_minutes": 60,
+            "bookable_online": True,
+            "needs_approval": False,
+        }
     ]
-    assert all(
-        set(t) == {"slug", "name", "duration_minutes", "bookable_online", "needs_approval"}
-        for t in types
+    assert not any(word in response.content.decode().lower() for word in REVEALING)
+    assert b"iv-mood" not in response.content
+
+
+def test_a_treatment_bookable_online_is_listed_by_its_neutral_public_slug(
+    clinic, client, django_assert_num_queries
+):
+    # Security issue #15: the staff's slugs name the treatment; patients see neutral ones.
+    AppointmentType.objects.filter(location=clinic, slug__in=["spravato", "iv-mood"]).update(
+        bookable_online=True
     )
-    internal = set(AppointmentType.objects.values_list("name", flat=True))
-    public = dict(AppointmentType.objects.values_list("slug", "public_name"))
-    for listed in types:
-        assert listed["name"] == public[listed["slug"]]
-        assert listed["name"] not in internal
-        assert not any(word in listed["name"].lower() for word in REVEALING)
-    consultation = next(t for t in types if t["slug"] == "consultation")
-    assert consultation == {
-        "slug": "consultation",
-        "name": "New patient consultation",
-        "duration_minutes": 60,
-        "bookable_online": True,
-        "needs_approval": False,
+
+    with django_assert_num_queries(2):
+        response = get(client, "/api/v1/appointment-types/", {"location": "midtown"})
+
+    listed = {t["slug"]: t["name"] for t in response.json()}
+    assert listed == {
+        "consultation": "New patient consultation",
+        "observed-session": "Observed treatment session",
+        "treatment-session": "Treatment session",
     }
+    assert not any(word in response.content.decode().lower() for word in REVEALING)
+    assert b"iv-mood" not in response.content
+    internal = set(AppointmentType.objects.values_list("name", flat=True))
+    assert not set(listed.values()) & internal
+    slots = availability(client, appointment_type="treatment-session")
+    assert slots.status_code == 200, slots.content
+    assert_error(availability(client, appointment_type="spravato"), 400, "appointment_type")
 
 
 def test_it_lists_types_of_that_location_only(
     clinic, make_location, make_type, client, django_assert_num_queries
 ):
     make_type(make_location(slug="elsewhere"), duration=30, needs=[], public_name="Elsewhere")
+    AppointmentType.objects.filter(location=clinic).update(bookable_online=True)
     AppointmentType.objects.filter(location=clinic, slug="booster").update(is_active=False)
 
     with django_assert_num_queries(2):
         response = get(client, "/api/v1/appointment-types/", {"location": "midtown"})
 
     slugs = [t["slug"] for t in response.json()]
-    assert slugs == ["consultation", "iv-mood", "iv-pain", "spravato"]
+    assert slugs == ["consultation", "extended-session", "observed-session", "treatment-session"]
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from booking.eligibility import contraindications_none, eligibility_decide
 from booking.models import (
     Allocation,
     Appointment,
+    AuditEvent,
     DecisionOutcome,
     Patient,
     ScheduleOverride,
@@ -285,9 +286,9 @@ def test_reading_a_series_takes_ten_queries_not_one_per_session(
     client.get(f"{SERIES}{series.pk}/")  # the first request may warm caches
 
     # Session, user, user and group permissions, the user's locations; the series with its
-    # place, then its sessions; the session's renewal (an UPDATE in a savepoint: idle logout
-    # counts from the last request).
-    with django_assert_num_queries(10):
+    # place, then its sessions; the audit event; the session's renewal (an UPDATE in a
+    # savepoint: idle logout counts from the last request).
+    with django_assert_num_queries(11):
         response = client.get(f"{SERIES}{series.pk}/")
 
     assert response.status_code == 200
@@ -425,3 +426,28 @@ def test_the_schema_documents_the_series_endpoints(client):
         "/api/v1/series/sessions/{reference}/reschedule/:",
     ):
         assert path in schema
+
+
+# --- The audit log -------------------------------------------------------------------------------
+
+
+def test_every_read_and_change_of_a_series_is_audited(desk, plan, clinic):
+    client = as_user(desk)
+
+    post(client, PROPOSALS, {"plan": plan.pk, "first_day": "2026-06-08"})
+    booked = post(client, SERIES, {"plan": plan.pk, "starts": [iso(s) for s in STARTS]})
+    series = Series.objects.get(pk=booked.json()["id"])
+    client.get(f"{SERIES}{series.pk}/")
+    post(client, f"{SERIES}{series.pk}/hold/", {"reason": "Unwell"})
+    refused = post(client, f"{SERIES}{series.pk}/review/")  # the prescriber's: nothing happens
+
+    assert refused.status_code == 403
+    events = AuditEvent.objects.filter(user=desk).order_by("pk")
+    assert [(e.method, e.action, e.object_type, e.detail) for e in events] == [
+        ("POST", "view", "treatmentplan", {"step": "series_proposal"}),
+        ("POST", "create", "series", {"step": "book"}),
+        ("GET", "view", "series", {}),
+        ("POST", "update", "series", {"step": "hold"}),
+    ]
+    assert {(e.patient_id, e.location_id) for e in events} == {(plan.patient_id, clinic.pk)}
+    assert {e.object_id for e in events[1:]} == {str(series.pk)}

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.contrib.auth.models import User
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.test import Client
 
 from booking.access.roles import Role
@@ -300,6 +300,24 @@ def test_postgresql_refuses_to_update_or_delete_an_event(record) -> None:
 
     event.refresh_from_db()
     assert event.username == "desk"
+
+
+@pytest.mark.postgres
+def test_postgresql_refuses_to_empty_the_log_even_to_its_owner(record) -> None:
+    record()
+    with connection.cursor() as cursor:
+        # The event's foreign keys are checked at commit; TRUNCATE waits for no pending check.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+    for statement in ("TRUNCATE booking_auditevent", "TRUNCATE booking_auditevent CASCADE"):
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement)
+
+    assert AuditEvent.objects.count() == 1
 
 
 def test_the_admin_shows_the_log_read_only(record, admin_client: Client) -> None:

@@ -37,6 +37,15 @@ FIRST_FREE = datetime(2026, 12, 2, 13, 0, tzinfo=UTC)  # 08:00 EST
 NINE_AM = datetime(2026, 12, 2, 14, 0, tzinfo=UTC)  # 09:00 EST
 
 
+@pytest.fixture
+def location(location: Location) -> Location:
+    """A clinic that books online bookings at once: these tests are about that booking.
+    The default, held until the patient confirms by e-mail, is tested with booking.online."""
+    Location.objects.filter(pk=location.pk).update(verify_online_bookings=False)
+    location.verify_online_bookings = False
+    return location
+
+
 @pytest.fixture(autouse=True)
 def _pinned_clock() -> Iterator[None]:
     with time_machine.travel(NOW, tick=False):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from threading import Barrier
@@ -19,7 +19,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from booking.links import patient_link_issue, patient_link_request
+from booking.links import patient_link_issue, patient_link_request, patient_link_resolve
 from booking.models import Allocation, Appointment, AppointmentStatus, Patient, PatientLink
 from booking.portal.link import LINK_REQUEST_LIMIT, LINK_REQUEST_WINDOW
 from booking.services import (
@@ -28,8 +28,10 @@ from booking.services import (
     appointment_book,
     consultation_book_online,
 )
+from booking.tasks import answer_link_request
 from config.celery import app as celery_app
 from scheduling.models import Location
+from tests.notifications.conftest import celery_broker
 
 NOW = datetime.fromisoformat("2026-10-05T12:00:00+00:00")  # Monday 08:00 in New York
 EARLY = datetime.fromisoformat("2026-10-07T08:30:00-04:00")  # Wednesday 08:30 EDT
@@ -58,6 +60,13 @@ def eager_celery():
     celery_app.conf.task_eager_propagates = True
     yield
     celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = saved
+
+
+@pytest.fixture
+def memory_broker() -> Iterator[None]:
+    """Requests that commit queue their answer: in this process, for no worker to take."""
+    with celery_broker("memory://localhost/"):
+        yield
 
 
 @pytest.fixture
@@ -513,8 +522,19 @@ def test_a_time_taken_meanwhile_gives_a_message_and_leaves_the_visit(
 
 
 @time_machine.travel(NOW, tick=False)
-@pytest.mark.parametrize("start", ["tomorrow", "2026-10-08T14:00:00", "2026-10-08T14:07:00-04:00"])
+@pytest.mark.parametrize(
+    "start",
+    [
+        "tomorrow",
+        "2026-10-08T14:00:00",
+        "2026-10-08T14:07:00-04:00",
+        # Beyond what the move's arithmetic holds: refused as a time never shown, not a 500.
+        "9999-12-31T23:00:00-05:00",
+        "0001-01-01T00:00:00+05:00",
+    ],
+)
 def test_a_malformed_or_off_grid_time_is_refused_with_a_message(client, visit, token, start):
+    client.raise_request_exception = False
     response = client.post(
         url("patient-link-reschedule", token, visit), {"start": start}, follow=True
     )
@@ -618,6 +638,41 @@ def test_the_link_request_answers_identically_whether_or_not_the_patient_exists(
 
 
 @time_machine.travel(NOW, tick=False)
+def test_a_link_request_does_the_same_work_for_a_patient_as_for_a_stranger(
+    client, visit, token, eager_celery, django_capture_on_commit_callbacks, monkeypatch
+):
+    # The request only queues; what it queued is run afterwards, as a worker would.
+    queued: list[tuple[object, ...]] = []
+    monkeypatch.setattr(answer_link_request, "delay", lambda *args: queued.append(args))
+    answers, statements = {}, {}
+    for who, email in [("patient", "Alice@Example.com"), ("stranger", "nobody@example.com")]:
+        with (
+            CaptureQueriesContext(connection) as queries,
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            response = ask(client, email)
+        answers[who] = (response.status_code, response["Location"], response.content)
+        statements[who] = [query["sql"] for query in queries.captured_queries]
+
+    assert answers["patient"] == answers["stranger"]
+    assert len(statements["patient"]) == len(statements["stranger"])
+    assert not [sql for sql in statements["patient"] if "booking_patient" in sql]
+    assert queued == [("alice@example.com", "1985-03-02"), ("nobody@example.com", "1985-03-02")]
+    assert mail.outbox == []
+    assert patient_link_resolve(token=token) is not None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for args in queued:
+            answer_link_request.apply(args)
+
+    (message,) = mail.outbox
+    assert message.to == ["alice@example.com"]
+    (sent,) = set(re.findall(r"/a/([\w-]+)/", str(message.body)))
+    assert patient_link_resolve(token=sent) == visit.patient
+    assert patient_link_resolve(token=token) is None  # the earlier link is revoked
+
+
+@time_machine.travel(NOW, tick=False)
 def test_a_filled_honeypot_gets_the_same_answer_and_no_email(
     client, visit, eager_celery, django_capture_on_commit_callbacks
 ):
@@ -680,7 +735,7 @@ def test_link_requests_are_limited_per_email_whatever_the_address(client, db):
 @time_machine.travel(NOW, tick=False)
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("shared", ["address", "email"])
-def test_the_link_request_limit_holds_under_parallel_requests(shared):
+def test_the_link_request_limit_holds_under_parallel_requests(shared, memory_broker):
     attempts = 4 * LINK_REQUEST_LIMIT
     start_together = Barrier(attempts)
 

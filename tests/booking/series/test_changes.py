@@ -623,6 +623,25 @@ def test_a_refused_series_booking_shows_why_and_books_nothing(client: Client, pl
     assert not Series.objects.exists()
 
 
+@pytest.mark.parametrize("far", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00"])
+def test_a_session_time_beyond_the_calendar_is_refused_not_a_server_error(
+    client: Client, plan: TreatmentPlan, far: str
+):
+    token = patient_link_issue(patient=plan.patient, now=NOW)
+    fields = {f"session_{n}": at(day, 9).isoformat() for n, day in enumerate(DAYS, start=1)}
+    fields["session_2"] = far
+    client.raise_request_exception = False
+
+    page = client.post(
+        reverse("patient-link-series-book", args=[token]),
+        {"plan": plan.pk, **_proposal_query(), **fields},
+    )
+
+    assert page.status_code == 400
+    assert b"Choose a time for every session." in page.content
+    assert not Series.objects.exists()
+
+
 def test_booking_a_series_needs_the_pages_csrf_token(plan: TreatmentPlan):
     token = patient_link_issue(patient=plan.patient, now=NOW)
     client = Client(enforce_csrf_checks=True)
