@@ -559,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         "VAR_DIR": str(runtime),
         "SECRET_KEY": secrets.token_urlsafe(64),
         "BOOKINGS_PER_HOUR": "100000000",  # every client shares one address
+        "POW_AFTER_ATTEMPTS": "100000000",  # nor does it solve proofs of work (booking.pow)
         "LOG_LEVEL": "WARNING",
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{PORT}",
         # A dead worker's claims come back after 30 s instead of 5 minutes, within the drain.

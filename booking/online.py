@@ -25,7 +25,8 @@ Ceilings, so that no script empties a calendar: one client (an IPv6 /64, an IPv4
 only as a digest) holds at most ``HOLDS_PER_CLIENT`` unconfirmed bookings at once (429), and one
 location's local day at most ``Location.tentative_day_percent`` per cent of the visits it can take
 (always at least one; 409). Both are checked under advisory locks, so parallel requests cannot
-pass them together. The hourly rate limit per client (``booking.throttle``) comes first.
+pass them together. The hourly rate limit per client (``booking.throttle``) comes first, then,
+past a threshold of attempts, a solved proof-of-work challenge (``booking.pow``).
 """
 
 from __future__ import annotations

@@ -34,6 +34,21 @@ def client_key(request: HttpRequest) -> str:
     return address
 
 
+def _cache_key(key: str, window: int, now: float) -> str:
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]  # no addresses or emails in keys
+    return f"ratelimit:{digest}:{window}:{int(now // window)}"
+
+
+def rate_limit_count(key: str, *, window: int, now: float | None = None) -> int:
+    """How many requests ``key`` has counted in the current window (0 when the cache is down)."""
+    try:
+        count = cache.get(_cache_key(key, window, time.time() if now is None else now))
+    except Exception:
+        logger.exception("rate limiter unavailable; counting nothing")
+        return 0
+    return int(count or 0)
+
+
 def rate_limit_hit(key: str, *, limit: int, window: int, now: float | None = None) -> int | None:
     """Count one request against ``key``; the seconds to wait when over ``limit``, else None.
 
@@ -42,8 +57,7 @@ def rate_limit_hit(key: str, *, limit: int, window: int, now: float | None = Non
     """
     now = time.time() if now is None else now
     bucket = int(now // window)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:32]  # no addresses or emails in keys
-    cache_key = f"ratelimit:{digest}:{window}:{bucket}"
+    cache_key = _cache_key(key, window, now)
     try:
         if cache.add(cache_key, 1, timeout=window + 1):
             count = 1
@@ -70,3 +84,8 @@ BOOKINGS_PER_HOUR: int = settings.BOOKINGS_PER_HOUR
 def booking_rate_limit(request: HttpRequest) -> int | None:
     """Count one online booking attempt from this client; seconds to wait when over the limit."""
     return rate_limit_hit(f"booking:{client_key(request)}", limit=BOOKINGS_PER_HOUR, window=3600)
+
+
+def booking_attempts(request: HttpRequest) -> int:
+    """Online booking attempts this client has made in the current hour (``booking.pow``)."""
+    return rate_limit_count(f"booking:{client_key(request)}", window=3600)

@@ -5,6 +5,7 @@ file-based mail under ``var/``). ``DATABASE_URL`` switches to PostgreSQL and ``R
 Redis broker and cache. A malformed value stops start-up with an error naming the variable.
 """
 
+import hashlib
 import ipaddress
 import secrets
 from datetime import timedelta
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import django_stubs_ext
 from csp.constants import NONE, SELF
 from environs import Env, EnvError
-from marshmallow.validate import OneOf, Range
+from marshmallow.validate import Length, OneOf, Range
 
 # Lets the admin and querysets be subscripted at run time as the type stubs describe them.
 django_stubs_ext.monkeypatch()
@@ -258,6 +259,20 @@ ANYMAIL: dict[str, str] = env.dict("ANYMAIL", default={})
 
 # Online bookings per client address and hour (booking.throttle); raise it only for load tests.
 BOOKINGS_PER_HOUR = env.int("BOOKINGS_PER_HOUR", default=10, validate=Range(min=1))
+# Proof of work (booking.pow, ALTCHA, self-hosted): once a client network has tried this many
+# online bookings in the hour (counted with BOOKINGS_PER_HOUR), the next one must carry a solved
+# challenge. 0 asks it of every booking; the load test sets a large number.
+POW_AFTER_ATTEMPTS = env.int("POW_AFTER_ATTEMPTS", default=1, validate=Range(min=0))
+# The challenge's secret counter is drawn below this: a browser tries about half of it, well
+# under a second at the default.
+POW_MAX_NUMBER = env.int("POW_MAX_NUMBER", default=50_000, validate=Range(min=1))
+POW_CHALLENGE_MINUTES = env.int("POW_CHALLENGE_MINUTES", default=10, validate=Range(min=1))
+# Signs the challenges; derived from SECRET_KEY unless given.
+ALTCHA_HMAC_KEY = env.str(
+    "ALTCHA_HMAC_KEY",
+    default=hashlib.sha256(f"chairside.altcha:{SECRET_KEY}".encode()).hexdigest(),
+    validate=Length(min=32),
+)
 
 # --- Time and language ----------------------------------------------------------------------
 # Stored times are UTC; each location carries its own IANA zone for wall-clock rules.

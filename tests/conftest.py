@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -38,6 +39,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def proof_of_work_off(settings: Any) -> None:
+    """The booking tests book many times from one address: the proof of work asked after a
+    threshold (booking.pow) is tested on its own (tests/booking/test_pow.py), which lowers it."""
+    settings.POW_AFTER_ATTEMPTS = 1_000_000
 
 
 # booking 0008: the audit log refuses TRUNCATE, even to its owner.

@@ -44,6 +44,7 @@ from booking.api.toolkit import (
 )
 from booking.models import Appointment, AppointmentStatus
 from booking.online import consultation_request_online
+from booking.pow import MAX_PAYLOAD_LENGTH, challenge_new, proof_gate
 from booking.selectors import available_slots
 from booking.services import IntakeAnswers, PatientDetails
 from booking.throttle import booking_rate_limit, client_key
@@ -253,6 +254,13 @@ class NewBooking(StrictSerializer):
     sms_consent = StrictBoolean(
         help_text="The patient agreed to appointment reminders by text message."
     )
+    altcha = serializers.CharField(
+        max_length=MAX_PAYLOAD_LENGTH,
+        required=False,
+        help_text="A solved proof-of-work challenge (`GET /api/v1/pow/challenge/`), the base64 "
+        "payload the ALTCHA widget or solver makes. Needed once this network has tried a "
+        "booking in the hour (400 naming `altcha` without it); spent on use.",
+    )
 
     def validate_location(self, value: str) -> Location:
         location = Location.objects.filter(slug=value, is_active=True).first()
@@ -418,7 +426,9 @@ class BookingCreate(APIView):
             400: OpenApiResponse(
                 ERROR,
                 "Bad input; `error.fields` names each field, nested (`patient.phone` for a "
-                "number outside the countries the clinic texts).",
+                "number outside the countries the clinic texts). `pow_required`: this network "
+                "has tried a booking in the hour, and `altcha` is missing, wrong, expired or "
+                "used before.",
             ),
             409: OpenApiResponse(
                 ERROR,
@@ -449,6 +459,9 @@ class BookingCreate(APIView):
         data = booking.validated_data
 
         def book() -> Answer:
+            # Inside the idempotent operation: a retry that only replays the stored answer
+            # needs no fresh proof.
+            proof_gate(request, data.get("altcha"))
             online = consultation_request_online(
                 appointment_type=data["appointment_type"],
                 start=data["start"],
@@ -472,3 +485,29 @@ class BookingCreate(APIView):
         )
         headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
         return Response(answer.body, status=answer.status, headers=headers)
+
+
+class ProofOfWorkChallenge(APIView):
+    """A fresh ALTCHA proof-of-work challenge (self-hosted, SHA-256), to solve before a booking
+    once this network has tried one in the hour. It expires after 10 minutes (by default) and
+    its solution is accepted once, as `altcha` in `POST /api/v1/bookings/` or the booking page."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="pow_challenge",
+        responses={
+            200: inline_serializer(
+                "PowChallenge",
+                {
+                    "parameters": serializers.DictField(
+                        help_text="algorithm, cost, keyLength, keyPrefix, nonce, salt, expiresAt"
+                    ),
+                    "signature": serializers.CharField(),
+                },
+            )
+        },
+    )
+    def get(self, request: Request) -> Response:
+        return Response(challenge_new(), headers={"Cache-Control": "no-store"})

@@ -9,6 +9,7 @@ urlpatterns = [
     path("appointment-types/", public.AppointmentTypeList.as_view(), name="api-appointment-types"),
     path("availability/", public.Availability.as_view(), name="api-availability"),
     path("bookings/", public.BookingCreate.as_view(), name="api-bookings"),
+    path("pow/challenge/", public.ProofOfWorkChallenge.as_view(), name="api-pow-challenge"),
     path("calendar/", calendar.CalendarData.as_view(), name="api-calendar"),
     path("appointments/", appointments.AppointmentList.as_view(), name="api-appointments"),
     path("patients/", appointments.PatientSearch.as_view(), name="api-patients"),

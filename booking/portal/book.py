@@ -32,6 +32,8 @@ from booking.online import (
     tentative_holds_on,
 )
 from booking.portal.forms import BookingDetailsForm, parse_start
+from booking.pow import FIELD as POW_FIELD
+from booking.pow import ProofOfWorkRequired, proof_gate, proof_required
 from booking.selectors import available_slots
 from booking.throttle import booking_rate_limit, client_key
 from scheduling.models import AppointmentType, Location
@@ -292,12 +294,17 @@ def _render_details(
     appointment_type: AppointmentType,
     form: BookingDetailsForm,
     status: int = 200,
+    *,
+    pow_required: bool | None = None,
 ) -> HttpResponse:
     context = _base_context(location, appointment_type, "Your details")
     start = parse_start(str(form["start"].value() or ""))
+    if pow_required is None:
+        pow_required = proof_required(request, counted=False)
     context.update(
         {
             "form": form,
+            "pow_required": pow_required,
             "start": start,
             "slots_url": _slots_url(
                 location,
@@ -448,6 +455,14 @@ def book_confirm(request: HttpRequest, location_slug: str, type_slug: str) -> Ht
         # A reload or a second click of "Confirm": the visit (or the time held) is this
         # session's own. Held times are matched to nobody, so nothing else would notice.
         return HttpResponseRedirect(reverse("book-done"), status=303)
+    try:
+        proof_gate(request, form.cleaned_data[POW_FIELD])
+    except ProofOfWorkRequired as exc:
+        # Back to the details, where the check is shown; nothing is held.
+        form.add_error(POW_FIELD, exc.message)
+        return _render_details(
+            request, location, appointment_type, form, status=exc.status, pow_required=True
+        )
     try:
         booking = consultation_request_online(
             appointment_type=appointment_type,

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from booking.forms import PatientDetailsCleaning
 from booking.models import SMS_CONSENT_VERSION, SMS_CONSENT_WORDINGS, IntakeOption, IntakeOptionKind
+from booking.pow import MAX_PAYLOAD_LENGTH
 from booking.services import IntakeAnswers
 from booking.validators import (
     EARLIEST_DATE,
@@ -100,6 +101,14 @@ class BookingDetailsForm(PatientDetailsCleaning, forms.Form):
     sms_consent = forms.BooleanField(
         label=SMS_CONSENT_WORDINGS[SMS_CONSENT_VERSION],
         required=False,
+    )
+    # The solved proof-of-work challenge (booking.pow), where it is asked for: the widget's own
+    # hidden field on the details page, carried through review like the answers.
+    altcha = forms.CharField(
+        label="Check that you are not a robot",
+        required=False,
+        max_length=MAX_PAYLOAD_LENGTH,
+        widget=forms.HiddenInput,
     )
     website = forms.CharField(
         label="Leave this field empty",

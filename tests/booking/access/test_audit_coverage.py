@@ -59,6 +59,7 @@ NO_PATIENT_DATA = {
     "api-locations": "the public list of locations",
     "api-appointment-types": "the public list of visit types",
     "api-availability": "free slots, nobody's visits",
+    "api-pow-challenge": "a fresh proof-of-work puzzle, nobody's data",
     "staff-calendar": "a shell: its data comes from api-calendar, audited",
     "staff-patient-new": "a blank registration form",
     "admin:index": "the list of models",

@@ -767,6 +767,7 @@ def test_the_schema_documents_the_booking_endpoint(db, client):
         "patient",
         "intake",
         "sms_consent",
+        "altcha",
     }
     assert {"201", "400", "409", "413", "422", "429"} <= set(operation["responses"])
     created = operation["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
