@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest
 from booking.access.audit import audit
 from booking.models import (
     Appointment,
+    AppointmentStatus,
     AuditAction,
     AuditEvent,
     Patient,
@@ -54,8 +55,12 @@ def locations_for(user: Any) -> QuerySet[Location]:
 
 
 def appointments_for(user: Any) -> QuerySet[Appointment]:
-    """Every appointment ``user`` may see: those at their locations."""
-    return Appointment.objects.filter(location_id__in=location_ids(user))
+    """Every appointment ``user`` may see: those at their locations. An online booking still
+    awaiting its patient's e-mail (TENTATIVE) is nobody's visit yet: its name is only what was
+    typed, so staff see it on the calendar as a hold, never as a record."""
+    return Appointment.objects.filter(location_id__in=location_ids(user)).exclude(
+        status=AppointmentStatus.TENTATIVE
+    )
 
 
 def patients_for(user: Any) -> QuerySet[Patient]:

@@ -260,6 +260,14 @@ def test_an_online_booking_awaiting_its_email_shows_as_tentative_without_the_typ
     assert event["title"] == f"{TENTATIVE_TITLE} · {consultation.name}"
     assert "Byanyone" not in json.dumps(body)
     assert "not confirmed their e-mail" in body["statuses"]["tentative"]
+    # Nor does any staff page or API show it as a visit: it is nobody's record yet.
+    desk = client_for(staff_user(Role.FRONT_DESK, clinic))
+    listed = desk.get(f"/api/v1/appointments/?location={clinic.slug}&start={MONDAY}&end={MONDAY}")
+    assert listed.status_code == 200, listed.content
+    assert tentative.reference not in listed.content.decode()
+    assert "Byanyone" not in listed.content.decode()
+    assert desk.get(f"/staff/appointments/{tentative.reference}/").status_code == 404
+    assert desk.get(f"/api/v1/appointments/{tentative.reference}/").status_code == 404
 
 
 @time_machine.travel(NOW, tick=False)
