@@ -106,6 +106,7 @@ def _staff_and_rooms(location: Any) -> dict[str, list[Any]]:
                 hours.append(
                     WorkingHours(
                         resource=resource,
+                        location=location,
                         weekday=weekday,
                         start=clock.fromisoformat(start),
                         end=clock.fromisoformat(end),

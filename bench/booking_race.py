@@ -41,6 +41,7 @@ ZONE = ZoneInfo("America/New_York")
 EMAIL_DOMAIN = "booking-race.bench.invalid"
 BUSY_TYPE = "bench-prescriber-visit"
 RACE_TYPE = "bench-chair-session"
+PRESCRIBER_USER = "bench-booking-race-prescriber"
 
 RACE_WORKERS = 50
 RACE_ROUNDS = 20
@@ -148,16 +149,31 @@ def _today() -> date:
 
 
 def _remove_previous() -> None:
-    from booking.models import Allocation, Appointment, Patient
+    from django.contrib.auth.models import User
+
+    from booking.models import (
+        Allocation,
+        Appointment,
+        EligibilityDecision,
+        Patient,
+        Protocol,
+        TreatmentPlan,
+    )
     from scheduling.models import AppointmentType, Location, Resource
 
+    bench_patients = Patient.objects.filter(email__endswith="@" + EMAIL_DOMAIN)
     for location in Location.objects.filter(slug=SLUG):
         Allocation.objects.filter(appointment__location=location).delete()
         Appointment.objects.filter(location=location).delete()
+        TreatmentPlan.objects.filter(protocol__appointment_type__location=location).delete()
+        Protocol.objects.filter(appointment_type__location=location).delete()
         AppointmentType.objects.filter(location=location).delete()
         Resource.objects.filter(location=location).delete()
         location.delete()
-    Patient.objects.filter(email__endswith="@" + EMAIL_DOMAIN).delete()
+    TreatmentPlan.objects.filter(patient__in=bench_patients).delete()
+    EligibilityDecision.objects.filter(patient__in=bench_patients).delete()
+    bench_patients.delete()
+    User.objects.filter(username=PRESCRIBER_USER).delete()
 
 
 def _patients(count: int, tag: str) -> list[int]:
@@ -174,6 +190,44 @@ def _patients(count: int, tag: str) -> list[int]:
         for n in range(count)
     )
     return [p.pk for p in created]
+
+
+def _approve(appointment_type: Any, patient_ids: list[int]) -> None:
+    """A prescriber's approval of each race patient for the race's treatment, written in bulk
+    (what ``eligibility_decide`` stores, without its per-patient checks): only a consultation
+    may be booked unapproved, and the race books through the real gate."""
+    from django.contrib.auth.models import User
+
+    from booking.models import DecisionOutcome, EligibilityDecision, Protocol, TreatmentPlan
+
+    protocol = Protocol.objects.create(
+        appointment_type=appointment_type,
+        slug="bench-session",
+        name="One session",
+        sessions=1,
+        window_days=1,
+    )
+    prescriber = User.objects.create(username=PRESCRIBER_USER)
+    decided = datetime.now(tz=UTC)
+    decisions = EligibilityDecision.objects.bulk_create(
+        EligibilityDecision(
+            patient_id=pk,
+            outcome=DecisionOutcome.APPROVED,
+            decided_by=prescriber,
+            decided_at=decided,
+        )
+        for pk in patient_ids
+    )
+    TreatmentPlan.objects.bulk_create(
+        TreatmentPlan(
+            patient_id=decision.patient_id,
+            decision=decision,
+            protocol=protocol,
+            sessions_authorised=100,  # the most a prescriber may authorise
+            valid_until=_today() + timedelta(days=365),
+        )
+        for decision in decisions
+    )
 
 
 def build() -> Fixture:
@@ -220,13 +274,18 @@ def build() -> Fixture:
             is_active=False,
         )
         WorkingHours.objects.bulk_create(
-            WorkingHours(resource=resource, weekday=day, start=OPEN[0], end=OPEN[1])
+            WorkingHours(
+                resource=resource,
+                location=location,
+                weekday=day,
+                start=OPEN[0],
+                end=OPEN[1],
+            )
             for resource in (prescriber, nurse, chair)
             for day in range(7)
         )
         # The infusion's shape (chair with turnover, nurse throughout, prescriber for the first
-        # 15 minutes) without the treatment approval an IV ketamine session requires: the race
-        # is about the chair, not about eligibility.
+        # 15 minutes), gated as every treatment is: its patients are approved below, in bulk.
         race_type = AppointmentType.objects.create(
             location=location,
             slug=RACE_TYPE,
@@ -234,7 +293,6 @@ def build() -> Fixture:
             public_name="Treatment session",
             kind=AppointmentKind.INFUSION,
             duration_minutes=90,
-            needs_approval=False,
         )
         ResourceRequirement.objects.bulk_create(
             ResourceRequirement(appointment_type=race_type, **hold)
@@ -266,6 +324,7 @@ def build() -> Fixture:
             role=StaffRole.PRESCRIBER,
         )
     race_patients = _patients(RACE_WORKERS * (RACE_ROUNDS + RACE_WARMUP), "Race")
+    _approve(race_type, race_patients)
     client_patients = _patients(CLIENTS * SLOTS_PER_CLIENT, "Client")
     far = _local(_today() + timedelta(days=3_000), 12)
     raw_appointment = Appointment.objects.create(
@@ -691,6 +750,8 @@ def record_booking(fixture: Fixture) -> Recording:
                 roles[n, i] = "reference"
             elif isinstance(x, date):  # a datetime too
                 roles[n, i] = "instant"
+            elif isinstance(x, list) and x and all(isinstance(v, date) for v in x):
+                roles[n, i] = "days"  # the schedule's loaded days (scheduling.selectors)
             elif "pg_advisory_xact_lock" in sql:
                 roles[n, i] = "lock"
             elif isinstance(x, str):
@@ -727,6 +788,8 @@ def _replay_worker(
                         continue
                     if role == "instant":
                         bound[i] = params[i] + shift
+                    elif role == "days":
+                        bound[i] = [day + shift for day in params[i]]
                     elif role == "lock":
                         # Keys end in 20 bits of day number (booking.placement._lane_lock_keys).
                         bound[i] = [k + days for k in params[i]]

@@ -166,7 +166,13 @@ def seed() -> None:
             ]
         )
         WorkingHours.objects.bulk_create(
-            WorkingHours(resource=resource, weekday=day, start=HOURS[0], end=HOURS[1])
+            WorkingHours(
+                resource=resource,
+                location=location,
+                weekday=day,
+                start=HOURS[0],
+                end=HOURS[1],
+            )
             for resource in resources
             for day in range(7)
         )

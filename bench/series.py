@@ -256,7 +256,7 @@ def build(rng: random.Random) -> tuple[Any, dict[str, float]]:
     )
     opens, closes = (clock(m // 60, m % 60) for m in OPEN_HOURS)
     WorkingHours.objects.bulk_create(
-        WorkingHours(resource=r, weekday=weekday, start=opens, end=closes)
+        WorkingHours(resource=r, location=location, weekday=weekday, start=opens, end=closes)
         for r in resources
         for weekday in range(6)
     )

@@ -171,9 +171,9 @@ def calendar_window(*, location: Location, first_day: date, last_day: date, by: 
     hi = local_day_bounds(zone, last_day)[1]
     resources = [
         {"id": rid, "title": name}
-        for rid, name in Resource.objects.filter(
-            location=location, kind=COLUMN_KINDS[by], is_active=True
-        )
+        # A person working at several sites is a column at each of them.
+        for rid, name in Resource.objects.at(location)
+        .filter(kind=COLUMN_KINDS[by], is_active=True)
         .order_by("role", "name", "id")
         .values_list("id", "name")
     ]

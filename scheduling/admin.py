@@ -3,6 +3,7 @@ from django.contrib import admin
 from scheduling.models import (
     AppointmentType,
     Closure,
+    DateOverride,
     Location,
     Resource,
     ResourceRequirement,
@@ -18,7 +19,19 @@ class LocationAdmin(admin.ModelAdmin[Location]):
 
 
 class WorkingHoursInline(admin.TabularInline[WorkingHours, Resource]):
+    """Weekly shifts, each at one of the person's sites; a change from a future date is a new
+    row valid from that date and the old one valid until it."""
+
     model = WorkingHours
+    fields = ["location", "weekday", "start", "end", "valid_from", "valid_until"]
+    extra = 0
+
+
+class DateOverrideInline(admin.TabularInline[DateOverride, Resource]):
+    """One day's hours at a site, replacing the weekly ones; empty times: not working there."""
+
+    model = DateOverride
+    fields = ["location", "date", "start", "end", "reason"]
     extra = 0
 
 
@@ -32,7 +45,8 @@ class ResourceAdmin(admin.ModelAdmin[Resource]):
     list_display = ["name", "location", "kind", "role", "capacity", "is_active"]
     list_filter = ["location", "kind", "role", "is_active"]
     search_fields = ["name"]
-    inlines = [WorkingHoursInline, TimeOffInline]
+    filter_horizontal = ["sites"]
+    inlines = [WorkingHoursInline, DateOverrideInline, TimeOffInline]
 
 
 @admin.register(Closure)

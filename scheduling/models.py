@@ -88,6 +88,11 @@ class Location(models.Model):
         help_text="Countries whose mobile numbers may be given online and receive texts, as "
         "region codes separated by commas (e.g. US,CA). Empty: the clinic's own country.",
     )
+    two_factor_for_all_staff = models.BooleanField(
+        default=False,
+        help_text="Every staff account working here signs in with a second factor. Admins and "
+        "prescribers always do.",
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -145,11 +150,31 @@ class StaffRole(models.TextChoices):
     NURSE = "nurse", "Nurse"
 
 
+class ResourceQuerySet(models.QuerySet["Resource"]):
+    def at(self, location: Location | int) -> ResourceQuerySet:
+        """The resources that can serve ``location``: its own, and staff who also work there."""
+        location_id = location if isinstance(location, int) else location.pk
+        also_here = Resource.sites.through.objects.filter(location_id=location_id).values(
+            "resource_id"
+        )
+        return self.filter(Q(location_id=location_id) | Q(pk__in=also_here))
+
+
 class Resource(models.Model):
     """Anything a visit occupies. ``capacity`` is how many patients it serves at once: a nurse
-    watching three chairs has capacity 3, and each patient takes one of its lanes."""
+    watching three chairs has capacity 3, and each patient takes one of its lanes.
+
+    A person is one resource wherever they work: ``location`` is their home site and ``sites``
+    the others, each with its own weekly hours. A visit anywhere takes their time everywhere
+    (the allocations' exclusion constraint is per resource, whatever the location)."""
 
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="resources")
+    sites = models.ManyToManyField(
+        Location,
+        related_name="visiting_resources",
+        blank=True,
+        help_text="Other locations this person also works at, with hours of their own there.",
+    )
     kind = models.CharField(max_length=16, choices=ResourceKind.choices)
     role = models.CharField(max_length=16, choices=StaffRole.choices, blank=True, default="")
     name = models.CharField(max_length=120)
@@ -157,6 +182,8 @@ class Resource(models.Model):
         default=1, validators=[MinValueValidator(1), MaxValueValidator(20)]
     )
     is_active = models.BooleanField(default=True)
+
+    objects = ResourceQuerySet.as_manager()
 
     class Meta:
         ordering = ["location", "kind", "name"]
@@ -185,23 +212,66 @@ class Weekday(models.IntegerChoices):
 
 
 class WorkingHours(models.Model):
-    """A weekly shift in the location's wall-clock time; several rows make a split shift."""
+    """A weekly shift at one location, in its wall-clock time; several rows make a split shift.
+
+    ``valid_from`` and ``valid_until`` (exclusive) bound the local dates a shift applies to, so
+    hours that change from a future date are new rows from that date and old rows until it."""
 
     resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="working_hours")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="+")
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
     start = models.TimeField()
     end = models.TimeField()
+    valid_from = models.DateField(null=True, blank=True, help_text="Empty: since always.")
+    valid_until = models.DateField(
+        null=True, blank=True, help_text="The first day it no longer applies; empty: for good."
+    )
 
     class Meta:
-        ordering = ["resource", "weekday", "start"]
+        ordering = ["resource", "location", "weekday", "start"]
         verbose_name_plural = "working hours"
         constraints = [
             models.CheckConstraint(condition=Q(start__lt=F("end")), name="working_hours_order"),
             models.CheckConstraint(condition=Q(weekday__lte=6), name="working_hours_weekday"),
+            models.CheckConstraint(
+                condition=Q(valid_from__isnull=True)
+                | Q(valid_until__isnull=True)
+                | Q(valid_from__lt=F("valid_until")),
+                name="working_hours_validity",
+            ),
         ]
+        indexes = [models.Index(fields=["resource", "location"])]
 
     def __str__(self) -> str:
         return f"{self.resource} {self.get_weekday_display()} {self.start:%H:%M}-{self.end:%H:%M}"
+
+
+class DateOverride(models.Model):
+    """One day's hours at a location that replace the weekly ones (Cal.com's date overrides):
+    extra hours on a day off, a shorter day. A day's rows together are its hours; a row without
+    times means not working there that day."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="date_overrides")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    start = models.TimeField(null=True, blank=True)
+    end = models.TimeField(null=True, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["date", "start"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(start__isnull=True, end__isnull=True) | Q(start__lt=F("end")),
+                name="date_override_order",
+            ),
+        ]
+        indexes = [models.Index(fields=["resource", "location", "date"])]
+
+    def __str__(self) -> str:
+        if self.start is None:
+            return f"{self.resource} off on {self.date}"
+        return f"{self.resource} {self.date} {self.start:%H:%M}-{self.end:%H:%M}"
 
 
 class TimeOff(models.Model):
@@ -329,6 +399,11 @@ class AppointmentType(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(duration_minutes__gte=5), name="appointment_type_duration"
+            ),
+            # Treatment is a prescriber's decision: only a consultation may be booked unapproved.
+            models.CheckConstraint(
+                condition=Q(kind=AppointmentKind.CONSULTATION) | Q(needs_approval=True),
+                name="appointment_type_treatment_approved",
             ),
         ]
 

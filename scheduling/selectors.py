@@ -2,11 +2,13 @@
 
 These reads run for every slot list and every booking, so they are hand-written queries rather
 than one ORM query per model. The first reads the type's requirements with their pools of
-resources; the second reads those resources' working hours, time off and closures, and
-``booking.selectors`` adds the lanes' allocations to that same query. The database converts
-times to the engine's integer minutes: parsing thousands of timestamps in Python cost more than
-the engine itself. SQLite (the embedded default) and PostgreSQL differ only in the conversion
-expressions below.
+resources (the location's own and the people who also work there); the second reads those
+resources' hours at the location (weekly shifts valid on each day, replaced by date overrides),
+their time off and the location's closures, and ``booking.selectors`` adds the lanes'
+allocations (at every location: one person, one calendar) to that same query. The database
+converts times to the engine's integer minutes: parsing thousands of timestamps in Python cost
+more than the engine itself. SQLite (the embedded default) and PostgreSQL differ only in the
+conversion expressions and the table of days below.
 """
 
 from __future__ import annotations
@@ -85,22 +87,32 @@ def _needs_and_calendars(
     appointment_type: AppointmentType,
 ) -> tuple[list[Need], dict[int, Calendar]]:
     """The type's requirements, each with its pool of active resources, in one query."""
-    # A requirement names one resource, or a kind (and, for staff, a role) of the location's.
-    # The LEFT JOIN keeps a requirement nobody can meet: its empty pool means no slots.
+    # A requirement names one resource, or a kind (and, for staff, a role) of those serving the
+    # location: its own and the people whose other sites include it (Resource.objects.at).
+    # Both read by location through indexes, however many sites a chain has. The LEFT JOIN
+    # keeps a requirement nobody can meet: its empty pool means no slots.
     sql = """
         SELECT q."id", q."offset_minutes", q."duration_minutes", q."buffer_before_minutes",
                q."buffer_after_minutes", r."id", r."capacity"
         FROM "scheduling_resourcerequirement" q
-        LEFT JOIN "scheduling_resource" r
-          ON r."location_id" = %s AND r."is_active"
-         AND (r."id" = q."resource_id"
-              OR (q."resource_id" IS NULL AND r."kind" = q."resource_kind"
-                  AND (q."role" = '' OR r."role" = q."role")))
+        LEFT JOIN (
+            SELECT o."id", o."capacity", o."kind", o."role" FROM "scheduling_resource" o
+            WHERE o."location_id" = %s AND o."is_active"
+            UNION ALL
+            SELECT v."id", v."capacity", v."kind", v."role"
+            FROM "scheduling_resource_sites" s
+            JOIN "scheduling_resource" v ON v."id" = s."resource_id"
+            WHERE s."location_id" = %s AND v."location_id" <> %s AND v."is_active"
+        ) r
+          ON r."id" = q."resource_id"
+             OR (q."resource_id" IS NULL AND r."kind" = q."resource_kind"
+                 AND (q."role" = '' OR r."role" = q."role"))
         WHERE q."appointment_type_id" = %s
         ORDER BY q."id", r."id"
     """
+    location_id = appointment_type.location_id
     with connection.cursor() as cursor:
-        cursor.execute(sql, [appointment_type.location_id, appointment_type.pk])
+        cursor.execute(sql, [location_id, location_id, location_id, appointment_type.pk])
         rows = cursor.fetchall()
     visit = appointment_type.duration_minutes
     pools: dict[int, tuple[tuple[int, int], list[int]]] = {}
@@ -126,26 +138,86 @@ def _needs_and_calendars(
 
 # The first column of a schedule row says what it is; other rows sharing a query with these
 # (booking's allocations) use other values.
-_WORKING, _TIME_OFF, _CLOSED = 0, 1, 2
-SCHEDULE_SOURCES = (_WORKING, _TIME_OFF, _CLOSED)
+_WEEKLY, _TIME_OFF, _CLOSED, _DATED, _OVERRIDE = 0, 1, 2, 3, 4
+SCHEDULE_SOURCES = (_WEEKLY, _TIME_OFF, _CLOSED, _DATED, _OVERRIDE)
+
+
+def loaded_days(problem: Problem) -> list[date]:
+    """The local days whose shifts a visit starting on ``problem.days`` can use: one more on
+    either side, since a hold may cross local midnight."""
+    first, last = min(problem.days) - timedelta(days=1), max(problem.days) + timedelta(days=1)
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def _days_sql(days: Sequence[date], alias: str) -> tuple[str, list[Any]]:
+    """A derived table ``alias("idx", "day", "weekday")`` of ``days``, to join shifts with.
+
+    Three array parameters on PostgreSQL, so the statement stays the same whatever the number of
+    days; SQLite has no arrays and takes a ``VALUES`` row per day.
+    """
+    adapt = connection.ops.adapt_datefield_value
+    if connection.vendor == "sqlite":
+        rows = ", ".join(["(%s, %s, %s)"] * len(days))
+        params: list[Any] = []
+        for idx, day in enumerate(days):
+            params += [idx, adapt(day), day.weekday()]
+        # Only placeholders are formatted in.
+        values = f"(VALUES {rows})"
+        columns = 'column1 AS "idx", column2 AS "day", column3 AS "weekday"'
+        return f"(SELECT {columns} FROM {values}) {alias}", params  # noqa: S608
+    return (
+        f'unnest(%s::integer[], %s::date[], %s::integer[]) AS {alias}("idx", "day", "weekday")',
+        [list(range(len(days))), [adapt(day) for day in days], [day.weekday() for day in days]],
+    )
 
 
 def schedule_rows_sql(problem: Problem, location_id: int) -> tuple[str, list[Any]]:
     """A query for the schedule of ``problem``'s resources, to run as is or in a ``UNION ALL``.
 
-    Rows are ``(source, resource, weekday, start, end)``: weekly shifts in local minutes of the
-    day, then time off and closures touching the hold window in UTC minutes.
+    The hours are those at ``location_id`` only: time off is the person's, whichever site it is
+    at, and their visits at any site take their time through the allocations
+    ``booking.selectors`` adds. Rows are ``(source, resource, day, start, end)``:
+
+    - weekly shifts valid on every date (most of them): ``day`` is the weekday;
+    - shifts valid from or until a date, once for each day of :func:`loaded_days` they apply to
+      (``valid_from <= day < valid_until``): ``day`` is its index there;
+    - date overrides on those days, with their index: a row without times (``None``) only
+      says the day is overridden;
+
+    all three in local minutes of the day; then time off and closures touching the hold window
+    in UTC minutes. Most shifts have no dates, so most rows stay one per weekly shift.
     """
     lo, hi = hold_window(problem)
     resource_ids = list(problem.calendars)
-    in_hours, hours_ids = in_ids_sql('h."resource_id"', resource_ids)
+    days = loaded_days(problem)
+    shift_days, days_params = _days_sql(days, "d")
+    override_days, _ = _days_sql(days, "e")
+    in_weekly, weekly_ids = in_ids_sql('w."resource_id"', resource_ids)
+    in_dated, dated_ids = in_ids_sql('h."resource_id"', resource_ids)
+    in_overrides, override_ids = in_ids_sql('o."resource_id"', resource_ids)
     in_time_off, time_off_ids = in_ids_sql('t."resource_id"', resource_ids)
     # Only fixed identifiers, conversion expressions and placeholders are formatted in.
     sql = f"""
-        SELECT {_WORKING}, h."resource_id", h."weekday",
+        SELECT {_WEEKLY}, w."resource_id", w."weekday",
+               {_minute_of_day_sql('w."start"')}, {_minute_of_day_sql('w."end"')}
+        FROM "scheduling_workinghours" w
+        WHERE w."location_id" = %s AND {in_weekly}
+          AND w."valid_from" IS NULL AND w."valid_until" IS NULL
+        UNION ALL
+        SELECT {_DATED}, h."resource_id", d."idx",
                {_minute_of_day_sql('h."start"')}, {_minute_of_day_sql('h."end"')}
         FROM "scheduling_workinghours" h
-        WHERE {in_hours}
+        JOIN {shift_days} ON d."weekday" = h."weekday"
+        WHERE h."location_id" = %s AND {in_dated}
+          AND (h."valid_from" IS NOT NULL OR h."valid_until" IS NOT NULL)
+          AND (h."valid_from" IS NULL OR h."valid_from" <= d."day")
+          AND (h."valid_until" IS NULL OR d."day" < h."valid_until")
+        UNION ALL
+        SELECT {_OVERRIDE}, o."resource_id", e."idx",
+               {_minute_of_day_sql('o."start"')}, {_minute_of_day_sql('o."end"')}
+        FROM "scheduling_dateoverride" o
+        JOIN {override_days} ON e."day" = o."date"
+        WHERE o."location_id" = %s AND {in_overrides}
         UNION ALL
         SELECT {_TIME_OFF}, t."resource_id", 0,
                {epoch_minutes_sql('t."start"')}, {epoch_minutes_sql('t."end"')}
@@ -158,43 +230,84 @@ def schedule_rows_sql(problem: Problem, location_id: int) -> tuple[str, list[Any
     """  # noqa: S608
     adapt = connection.ops.adapt_datetimefield_value
     lo_at, hi_at = adapt(from_minutes(lo)), adapt(from_minutes(hi))
-    return sql, [*hours_ids, *time_off_ids, hi_at, lo_at, location_id, hi_at, lo_at]
+    return sql, [
+        location_id,
+        *weekly_ids,
+        *days_params,
+        location_id,
+        *dated_ids,
+        *days_params,
+        location_id,
+        *override_ids,
+        *time_off_ids,
+        hi_at,
+        lo_at,
+        location_id,
+        hi_at,
+        lo_at,
+    ]
 
 
-def schedule_fill(problem: Problem, rows: Iterable[Sequence[int]]) -> None:
-    """Put the rows of :func:`schedule_rows_sql` into ``problem``'s calendars."""
+def schedule_fill(problem: Problem, rows: Iterable[Sequence[Any]]) -> None:
+    """Put the rows of :func:`schedule_rows_sql` into ``problem``'s calendars.
+
+    A day with date overrides for a resource takes their times instead of its shifts: none when
+    the overrides have no times (a day off there).
+    """
     zone, calendars = problem.zone, problem.calendars
-    # Shifts of the day before and after too: a hold may cross local midnight. Most days are
-    # plain arithmetic from local midnight; only a day whose offset changes converts its times,
-    # each distinct one once.
-    first, last = min(problem.days) - timedelta(days=1), max(problem.days) + timedelta(days=1)
-    local_days = [first + timedelta(days=n) for n in range((last - first).days + 2)]
-    midnights = [to_minutes(datetime(d.year, d.month, d.day, tzinfo=zone)) for d in local_days]
+    rows = list(rows)
+    # Most days are plain arithmetic from local midnight; only a day whose offset changes
+    # converts its times, each distinct one once.
+    days = loaded_days(problem)
+    after = days[-1] + timedelta(days=1)
+    midnights = [to_minutes(datetime(d.year, d.month, d.day, tzinfo=zone)) for d in [*days, after]]
     plain: dict[int, list[int]] = {weekday: [] for weekday in range(7)}
-    changing: dict[int, list[tuple[date, Interval]]] = {weekday: [] for weekday in range(7)}
-    for day, day_start, day_end in zip(local_days, midnights, midnights[1:], strict=False):
-        if day_end - day_start == MINUTES_PER_DAY:
-            plain[day.weekday()].append(day_start)
+    changing: dict[int, list[int]] = {weekday: [] for weekday in range(7)}
+    for idx, day in enumerate(days):
+        if midnights[idx + 1] - midnights[idx] == MINUTES_PER_DAY:
+            plain[day.weekday()].append(idx)
         else:
-            changing[day.weekday()].append((day, (day_start, day_end)))
-    converted: dict[tuple[date, int], int] = {}
+            changing[day.weekday()].append(idx)
+    converted: dict[tuple[int, int], int] = {}
 
-    def on_change_day(day: date, bounds: Interval, minute_of_day: int) -> int:
-        key = (day, minute_of_day)
+    def on_change_day(idx: int, minute_of_day: int) -> int:
+        key = (idx, minute_of_day)
         if key not in converted:
-            converted[key] = wall_clock_minutes(zone, day, bounds, minute_of_day)
+            bounds = (midnights[idx], midnights[idx + 1])
+            converted[key] = wall_clock_minutes(zone, days[idx], bounds, minute_of_day)
         return converted[key]
 
+    def one_day(idx: int, start: int, end: int) -> Interval:
+        midnight = midnights[idx]
+        if midnights[idx + 1] - midnight == MINUTES_PER_DAY:
+            return midnight + start, midnight + end
+        return on_change_day(idx, start), on_change_day(idx, end)
+
+    # The days each resource's overrides replace, before any shift is placed.
+    overridden: dict[int, set[int]] = {}
+    for source, rid, idx, start, end in rows:
+        if source == _OVERRIDE:
+            overridden.setdefault(rid, set()).add(idx)
+            if start is not None:
+                calendars[rid].working.append(one_day(idx, start, end))
+
     closures: list[Interval] = []
-    for source, rid, weekday, start, end in rows:
-        if source == _WORKING:
+    for source, rid, day, start, end in rows:
+        if source == _WEEKLY:
             working = calendars[rid].working
-            working += [(midnight + start, midnight + end) for midnight in plain[weekday]]
-            for day, bounds in changing[weekday]:
-                working.append((on_change_day(day, bounds, start), on_change_day(day, bounds, end)))
+            replaced = overridden.get(rid)
+            if replaced is None:
+                working += [(midnights[i] + start, midnights[i] + end) for i in plain[day]]
+                working += [one_day(i, start, end) for i in changing[day]]
+            else:
+                working += [one_day(i, start, end) for i in plain[day] if i not in replaced]
+                working += [one_day(i, start, end) for i in changing[day] if i not in replaced]
+        elif source == _DATED:
+            if day not in overridden.get(rid, ()):
+                calendars[rid].working.append(one_day(day, start, end))
         elif source == _TIME_OFF:
             calendars[rid].blocked.append((start, end))
-        else:
+        elif source == _CLOSED:
             closures.append((start, end))
     if closures:
         for calendar in calendars.values():

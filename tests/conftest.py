@@ -12,10 +12,22 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.db.backends.base.operations import BaseDatabaseOperations
+from django.test import Client
 
 from booking.defaults import protocols_install_defaults
-from booking.eligibility import contraindications_none, eligibility_decide
-from booking.models import Appointment, AuditEvent, DecisionOutcome, Patient
+from booking.eligibility import (
+    MAX_SESSIONS_AUTHORISED,
+    contraindications_none,
+    eligibility_decide,
+)
+from booking.models import (
+    Appointment,
+    AuditEvent,
+    DecisionOutcome,
+    Patient,
+    Protocol,
+    TreatmentPlan,
+)
 from booking.signals import appointment_changed
 from scheduling.defaults import appointment_types_install_defaults
 from scheduling.models import (
@@ -28,6 +40,7 @@ from scheduling.models import (
     StaffRole,
     WorkingHours,
 )
+from tests.staff_helpers import client_for
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -86,7 +99,10 @@ def flush_lifts_the_audit_truncate_guard() -> Iterator[None]:
 
 def open_every_day(resource: Resource, start: time = time(8), end: time = time(18)) -> None:
     WorkingHours.objects.bulk_create(
-        WorkingHours(resource=resource, weekday=day, start=start, end=end) for day in range(7)
+        WorkingHours(
+            resource=resource, location_id=resource.location_id, weekday=day, start=start, end=end
+        )
+        for day in range(7)
     )
 
 
@@ -164,6 +180,70 @@ def make_patient(db: None) -> Callable[..., Patient]:
     return new_patient
 
 
+# Test approvals are decided before any date the tests book on, and valid long after.
+APPROVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+APPROVED_UNTIL = date(2027, 12, 31)
+
+
+def a_prescriber() -> User:
+    """A signed-up prescriber (the permission is what ``is_prescriber`` asks), to decide with."""
+    prescriber = User.objects.create_user(f"prescriber-{next(_serial)}")
+    prescriber.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="booking", codename="add_eligibilitydecision"
+        )
+    )
+    return prescriber
+
+
+def approve(
+    patient: Patient, *appointment_types: AppointmentType, by: User | None = None
+) -> Patient:
+    """Approve ``patient`` for each treatment type given, through the gate rather than around it:
+    a prescriber's decision on the type's first active protocol (a one-session protocol is made
+    for a type that has none), and REMS enrolment for an observed session. Only a consultation
+    may be booked unapproved (the ``appointment_type_treatment_approved`` check), so a test about
+    something else that books a treatment approves its patients with this. Types the patient is
+    already approved for are skipped."""
+    approved = set(
+        TreatmentPlan.objects.filter(patient=patient, revoked_at__isnull=True).values_list(
+            "protocol__appointment_type_id", flat=True
+        )
+    )
+    treatments = [t for t in appointment_types if t.pk not in approved]
+    if not treatments:
+        return patient
+    if patient.rems_enrolled_at is None and any(
+        t.kind == AppointmentKind.SPRAVATO for t in treatments
+    ):
+        Patient.objects.filter(pk=patient.pk).update(rems_enrolled_at=APPROVED_AT)
+        patient.rems_enrolled_at = APPROVED_AT
+    by = by or a_prescriber()
+    for appointment_type in treatments:
+        protocol = (
+            Protocol.objects.filter(appointment_type=appointment_type, is_active=True)
+            .order_by("pk")
+            .first()
+        ) or Protocol.objects.create(
+            appointment_type=appointment_type,
+            slug=f"approved-{appointment_type.pk}",
+            name="One session at a time",
+            sessions=1,
+            window_days=1,
+        )
+        eligibility_decide(
+            patient=patient,
+            outcome=DecisionOutcome.APPROVED,
+            contraindications=contraindications_none(),
+            protocol=protocol,
+            sessions_authorised=MAX_SESSIONS_AUTHORISED,
+            valid_until=APPROVED_UNTIL,
+            decided_by=by,
+            now=APPROVED_AT,
+        )
+    return patient
+
+
 @pytest.fixture
 def make_approved_patient(clinic: Location) -> Callable[..., Patient]:
     """Patients a prescriber has approved for every treatment the clinic offers (and, for the
@@ -171,30 +251,15 @@ def make_approved_patient(clinic: Location) -> Callable[..., Patient]:
 
     A module whose patients all need that overrides ``make_patient`` with this fixture.
     """
-    prescriber = User.objects.create_user(f"prescriber-{next(_serial)}")
-    prescriber.user_permissions.add(
-        Permission.objects.get(
-            content_type__app_label="booking", codename="add_eligibilitydecision"
-        )
+    prescriber = a_prescriber()
+    protocols_install_defaults(location=clinic)
+    treatments = list(
+        AppointmentType.objects.filter(location=clinic, protocols__isnull=False).distinct()
     )
-    protocols = protocols_install_defaults(location=clinic)
-    decided = datetime(2026, 1, 1, tzinfo=UTC)  # before any date these tests book on
 
     def make(**fields: object) -> Patient:
-        fields.setdefault("rems_enrolled_at", decided)
-        patient = new_patient(**fields)
-        for protocol in protocols:
-            eligibility_decide(
-                patient=patient,
-                outcome=DecisionOutcome.APPROVED,
-                contraindications=contraindications_none(),
-                protocol=protocol,
-                sessions_authorised=100,
-                valid_until=date(2027, 12, 31),
-                decided_by=prescriber,
-                now=decided,
-            )
-        return patient
+        fields.setdefault("rems_enrolled_at", APPROVED_AT)
+        return approve(new_patient(**fields), *treatments, by=prescriber)
 
     return make
 
@@ -265,14 +330,16 @@ def make_type(db: None) -> Callable[..., AppointmentType]:
             "slug": f"type-{n}",
             "name": f"Internal type {n}",
             "public_name": f"Visit {n}",
-            "kind": AppointmentKind.INFUSION,
+            # A consultation: no approval gate or age floor unless the test is about them.
+            "kind": AppointmentKind.CONSULTATION,
             "duration_minutes": duration,
             "min_notice_minutes": 0,
             "bookable_online": True,
-            # No approval gate or age floor unless the test is about them.
-            "needs_approval": False,
         }
         values.update(fields)
+        # Only a consultation may be booked unapproved (the appointment_type_treatment_approved
+        # check): a treatment type is gated, and its test approves its patients (``approve``).
+        values.setdefault("needs_approval", values["kind"] != AppointmentKind.CONSULTATION)
         appointment_type = AppointmentType.objects.create(location=location, **values)
         ResourceRequirement.objects.bulk_create(
             ResourceRequirement(appointment_type=appointment_type, **need) for need in needs
@@ -355,13 +422,18 @@ def announcements() -> Iterator[list[Announcement]]:
 def one_nurse_four_chairs(
     make_location: Callable[..., Location], make_resource: Callable[..., Resource]
 ) -> AppointmentType:
-    """The default infusion at a site where one nurse (capacity 3) is the bottleneck. Approval
-    is switched off: the gate has its own tests, these are about lanes."""
+    """The default infusion at a site where one nurse (capacity 3) is the bottleneck. A
+    treatment: its tests ``approve`` the patients they book."""
     location = make_location()
     appointment_types_install_defaults(location=location)
     for _ in range(4):
         make_resource(location, ResourceKind.CHAIR)
         make_resource(location, ResourceKind.STAFF, role=StaffRole.PRESCRIBER)
     make_resource(location, ResourceKind.STAFF, role=StaffRole.NURSE, capacity=3)
-    AppointmentType.objects.filter(location=location, slug="iv-mood").update(needs_approval=False)
     return AppointmentType.objects.select_related("location").get(location=location, slug="iv-mood")
+
+
+@pytest.fixture
+def admin_client(admin_user: User) -> Client:
+    """pytest-django's, past the second factor a superuser signs in with."""
+    return client_for(admin_user)

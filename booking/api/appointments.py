@@ -196,7 +196,7 @@ class AppointmentListQuery(StrictSerializer, DateRangeQuery):
         resource = attrs.get("resource")
         if (
             resource is not None
-            and not Resource.objects.filter(pk=resource, location=attrs["location"]).exists()
+            and not Resource.objects.at(attrs["location"]).filter(pk=resource).exists()
         ):
             raise serializers.ValidationError({"resource": "No such resource at this location."})
         return attrs

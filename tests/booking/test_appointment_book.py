@@ -10,6 +10,7 @@ from booking.services import appointment_book, appointment_cancel
 from booking.signals import appointment_changed
 from scheduling.defaults import appointment_types_install_defaults
 from scheduling.models import AppointmentType, ResourceKind, StaffRole
+from tests.conftest import approve
 
 NOW = datetime.fromisoformat("2026-06-01T12:00:00+00:00")  # 08:00 in New York
 
@@ -148,21 +149,18 @@ def test_a_default_infusion_keeps_its_chair_ten_minutes_after_the_visit(
     make_resource(location, ResourceKind.CHAIR)
     make_resource(location, ResourceKind.STAFF, role=StaffRole.NURSE, capacity=3)
     make_resource(location, ResourceKind.STAFF, role=StaffRole.PRESCRIBER)
-    # The approval gate has its own tests (tests/booking/test_eligibility.py); this is about lanes.
-    AppointmentType.objects.filter(location=location, slug="iv-mood").update(needs_approval=False)
     infusion = AppointmentType.objects.get(location=location, slug="iv-mood")
-    appointment_book(
-        appointment_type=infusion, patient=make_patient(), start=at("2026-06-03T10:00-04:00")
-    )
 
+    def book(start: str) -> None:
+        # The approval gate has its own tests (test_eligibility.py); this is about lanes.
+        patient = approve(make_patient(), infusion)
+        appointment_book(appointment_type=infusion, patient=patient, start=at(start))
+
+    book("2026-06-03T10:00-04:00")
     with pytest.raises(SlotTaken):
-        appointment_book(
-            appointment_type=infusion, patient=make_patient(), start=at("2026-06-03T11:30-04:00")
-        )
+        book("2026-06-03T11:30-04:00")
     # The turnover ends at 11:40, between two marks of the 15-minute grid.
-    appointment_book(
-        appointment_type=infusion, patient=make_patient(), start=at("2026-06-03T11:45-04:00")
-    )
+    book("2026-06-03T11:45-04:00")
 
 
 # --- Capacity ----------------------------------------------------------------------------------
@@ -183,21 +181,21 @@ def test_a_nurse_watches_three_infusions_at_once_and_refuses_a_fourth(
     one_nurse_four_chairs, make_patient
 ):
     start = at("2026-06-03T10:00-04:00")
-    booked = [
-        appointment_book(
-            appointment_type=one_nurse_four_chairs, patient=make_patient(), start=start
+
+    def book() -> Appointment:
+        patient = approve(make_patient(), one_nurse_four_chairs)
+        return appointment_book(
+            appointment_type=one_nurse_four_chairs, patient=patient, start=start
         )
-        for _ in range(3)
-    ]
+
+    booked = [book() for _ in range(3)]
 
     with pytest.raises(SlotTaken):
-        appointment_book(
-            appointment_type=one_nurse_four_chairs, patient=make_patient(), start=start
-        )
+        book()
 
     assert nurse_lanes(one_nurse_four_chairs) == [0, 1, 2]
     appointment_cancel(appointment=booked[1])
-    appointment_book(appointment_type=one_nurse_four_chairs, patient=make_patient(), start=start)
+    book()
     assert nurse_lanes(one_nurse_four_chairs) == [0, 1, 2]
 
 

@@ -23,7 +23,7 @@ from booking.models import Allocation, Appointment, Patient
 from booking.services import appointment_book
 from scheduling.availability import Placement, Problem
 from scheduling.models import AppointmentKind, AppointmentType, ResourceKind, StaffRole
-from tests.conftest import CHAIR_ONLY
+from tests.conftest import CHAIR_ONLY, approve
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -182,7 +182,7 @@ def test_a_nurse_takes_three_concurrent_infusions_and_refuses_the_fourth(
 ):
     if widened:
         request.getfixturevalue("slow_check")
-    patients = [make_patient() for _ in range(4)]
+    patients = [approve(make_patient(), one_nurse_four_chairs) for _ in range(4)]
     # A round a day: one treatment a day is each patient's, the nurse's lanes are the race.
     starts = [OPENING + timedelta(days=n) for n in range(4)]
 

@@ -23,6 +23,7 @@ from notifications.delivery import message_deliver_due, message_send
 from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage
 from notifications.sms import BaseBackend, PermanentSendError, TransientSendError
 from scheduling.models import AppointmentType, Location
+from tests.conftest import approve
 from tests.staff_helpers import client_for, staff_user
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -80,7 +81,10 @@ def book(make_patient) -> Callable[..., Appointment]:
         first, last = name.split()
         patient: Patient = make_patient(first_name=first, last_name=last, sms_consent=True)
         return appointment_book(
-            appointment_type=appointment_type, patient=patient, start=start, now=NOW
+            appointment_type=appointment_type,
+            patient=approve(patient, appointment_type),
+            start=start,
+            now=NOW,
         )
 
     return run

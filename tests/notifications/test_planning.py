@@ -37,7 +37,8 @@ from notifications.planning import (
     reminder_due,
 )
 from scheduling.clock import in_quiet_hours, quiet_hours_end, wall_clock
-from scheduling.models import AppointmentType, ResourceKind
+from scheduling.models import AppointmentKind, AppointmentType, ResourceKind
+from tests.conftest import approve
 
 NEW_YORK = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -263,13 +264,14 @@ VisitType = Callable[..., AppointmentType]
 
 @pytest.fixture
 def visit_type(make_location, make_resource, make_type) -> VisitType:
-    """A chair-only visit type at a clinic in ``zone``, fasting 6 h / clear liquids 2 h unless
+    """A chair-only treatment type at a clinic in ``zone``, fasting 6 h / clear liquids 2 h unless
     told, with an escort; open 06:00-18:00 so early visits on DST mornings can be booked."""
 
     def make(zone: str = "America/New_York", **fields: object) -> AppointmentType:
         location = make_location(timezone=zone, phone="+12125550100")
         make_resource(location, ResourceKind.CHAIR, hours=((time(6), time(18)),))
         values: dict[str, object] = {
+            "kind": AppointmentKind.INFUSION,
             "fasting_solids_hours": 6,
             "fasting_clear_liquids_hours": 2,
             "escort_required": True,
@@ -298,7 +300,10 @@ def book(time_machine) -> Callable[..., Appointment]:
         time_machine.move_to(now, tick=False)
         # In UTC, as the API hands it over; a zone-aware local start has its own test.
         return appointment_book(
-            appointment_type=appointment_type, patient=patient, start=start.astimezone(UTC), now=now
+            appointment_type=appointment_type,
+            patient=approve(patient, appointment_type),
+            start=start.astimezone(UTC),
+            now=now,
         )
 
     return run
@@ -369,8 +374,12 @@ def test_a_visit_booked_with_a_local_zone_aware_start_gets_reminders_in_elapsed_
     now = utc("2026-10-25T12:00Z")
     time_machine.move_to(now, tick=False)
 
+    appointment_type = visit_type()
     appointment = appointment_book(
-        appointment_type=visit_type(), patient=texting_patient, start=start, now=now
+        appointment_type=appointment_type,
+        patient=approve(texting_patient, appointment_type),
+        start=start,
+        now=now,
     )
 
     assert row(appointment, MessageKind.PREP, Channel.EMAIL).due_at == utc("2026-10-31T15:00Z")

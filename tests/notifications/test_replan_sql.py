@@ -38,7 +38,8 @@ from notifications.models import (
     ReminderRule,
 )
 from notifications.replan import reminder_rules_replan, replan_python, replan_sql
-from scheduling.models import AppointmentType, Location, ResourceKind
+from scheduling.models import AppointmentKind, AppointmentType, Location, ResourceKind
+from tests.conftest import approve
 
 pytestmark = pytest.mark.postgres
 
@@ -179,14 +180,21 @@ def clinics(
 ) -> Clinics:
     """The shared New York clinic's infusion type, and one clinic per zone open 05:00-23:00
     with a chair of many lanes, all bookable for a year."""
-    # Eligibility is not what these tests are about: no approval needed to book.
-    AppointmentType.objects.filter(pk=infusion.pk).update(horizon_days=400, needs_approval=False)
+    # Treatments, whose reminders tell the fast: each visit's patient is approved (``approve``).
+    AppointmentType.objects.filter(pk=infusion.pk).update(horizon_days=400)
     types = [AppointmentType.objects.select_related("location").get(pk=infusion.pk)]
     for zone in CHANGE_DAYS:
         location = make_location(timezone=zone)
         make_resource(location, ResourceKind.CHAIR, capacity=20, hours=((time(5), time(23)),))
         types.append(
-            make_type(location, duration=60, needs=CHAIR, horizon_days=400, fasting_solids_hours=6)
+            make_type(
+                location,
+                duration=60,
+                needs=CHAIR,
+                kind=AppointmentKind.INFUSION,
+                horizon_days=400,
+                fasting_solids_hours=6,
+            )
         )
     return Clinics(types=types, locations=[t.location for t in types])
 
@@ -234,7 +242,7 @@ def visits(
                     booked.append(
                         appointment_book(
                             appointment_type=appointment_type,
-                            patient=patient,
+                            patient=approve(patient, appointment_type),
                             start=local(zone, day, moment),
                             now=BOOK_NOW,
                         )

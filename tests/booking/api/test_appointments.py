@@ -36,6 +36,7 @@ from booking.models import (
 from booking.services import appointment_book
 from scheduling.models import AppointmentType, Location, Resource, ResourceKind
 from tests.booking.api.helpers import assert_error
+from tests.conftest import approve
 from tests.staff_helpers import client_for, staff_user
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -96,7 +97,9 @@ def visit(infusion: AppointmentType, patient: Patient) -> Appointment:
 def elsewhere(one_nurse_four_chairs: AppointmentType, make_patient) -> Appointment:
     """A visit at another location, which none of this module's staff work at."""
     return appointment_book(
-        appointment_type=one_nurse_four_chairs, patient=make_patient(), start=at(10)
+        appointment_type=one_nurse_four_chairs,
+        patient=approve(make_patient(), one_nurse_four_chairs),
+        start=at(10),
     )
 
 

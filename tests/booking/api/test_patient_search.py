@@ -21,6 +21,7 @@ from booking.access.scoping import PATIENT_SEARCH_LIMIT
 from booking.models import AuditEvent, Patient
 from booking.services import appointment_book
 from scheduling.models import AppointmentType, Location
+from tests.conftest import approve
 from tests.staff_helpers import client_for, staff_user
 
 SEARCH = "/api/v1/patients/"
@@ -122,7 +123,9 @@ def test_another_locations_patients_are_not_found(
     start = datetime.fromisoformat("2026-06-08T10:00:00-04:00")
     with time_machine.travel(start.replace(day=1), tick=False):
         appointment_book(
-            appointment_type=one_nurse_four_chairs, patient=register["ada"], start=start
+            appointment_type=one_nurse_four_chairs,
+            patient=approve(register["ada"], one_nurse_four_chairs),
+            start=start,
         )
 
     # Ada Lovelace's only visit is elsewhere: she is not this desk's patient.

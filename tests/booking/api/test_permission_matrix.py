@@ -26,6 +26,7 @@ from booking.links import patient_link_issue
 from booking.models import Appointment, Patient
 from booking.services import appointment_book
 from scheduling.models import AppointmentType, Location
+from tests.conftest import approve
 from tests.staff_helpers import client_for, staff_user
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -228,7 +229,8 @@ def test_another_locations_visits_are_404_for_every_action(
     make_patient: Callable[..., Patient],
 ):
     theirs = appointment_book(
-        appointment_type=one_nurse_four_chairs, patient=make_patient(), start=at(8, 30),
+        appointment_type=one_nurse_four_chairs,
+        patient=approve(make_patient(), one_nurse_four_chairs), start=at(8, 30),
         now=NOW - timedelta(days=1),
     )  # fmt: skip
     before = _state(theirs)
