@@ -214,6 +214,11 @@ class Appointment(models.Model):
     )
     series_index = models.PositiveSmallIntegerField(null=True, blank=True)
     tentative = models.BooleanField(default=False)
+    # Set when a setup change (hours, time off, a closure, the type's needs) left the visit
+    # without a resource it holds, and the admin saved it anyway: the visit waits on the day
+    # board's "needs a new time" list until the desk moves or cancels it. Nobody is messaged.
+    needs_new_time_since = models.DateTimeField(null=True, blank=True)
+    needs_new_time_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -235,6 +240,11 @@ class Appointment(models.Model):
         indexes = [
             models.Index(fields=["location", "start"]),
             models.Index(fields=["patient", "start"]),
+            models.Index(
+                fields=["location", "start"],
+                condition=Q(needs_new_time_since__isnull=False),
+                name="appointment_needs_new_time",
+            ),
         ]
         permissions = [
             ("check_in_appointment", "Can check patients in and mark no-shows"),
@@ -652,6 +662,14 @@ class StaffProfile(models.Model):
     resource = models.OneToOneField(
         Resource, on_delete=models.SET_NULL, null=True, blank=True, related_name="staff_profile"
     )
+
+    class Meta:
+        permissions = [
+            (
+                "manage_setup",
+                "Can set up the clinic at their locations: hours, people, types, rules, accounts",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"staff profile of {self.user}"

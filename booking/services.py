@@ -141,7 +141,18 @@ def appointment_reschedule(
         previous_start = current.start
         current.start, current.end = start, end
         current.version += 1
-        current.save(update_fields=["start", "end", "version", "updated_at"])
+        # A visit on the "needs a new time" list has one now.
+        current.needs_new_time_since, current.needs_new_time_reason = None, ""
+        current.save(
+            update_fields=[
+                "start",
+                "end",
+                "version",
+                "needs_new_time_since",
+                "needs_new_time_reason",
+                "updated_at",
+            ]
+        )
         visit_place(current, online=online, now=now)
         appointment_changed.send(
             sender=Appointment,
@@ -184,7 +195,17 @@ def appointment_cancel(
         current.status = AppointmentStatus.CANCELLED
         current.cancel_reason = reason[:500]
         current.version += 1
-        current.save(update_fields=["status", "cancel_reason", "version", "updated_at"])
+        current.needs_new_time_since, current.needs_new_time_reason = None, ""
+        current.save(
+            update_fields=[
+                "status",
+                "cancel_reason",
+                "version",
+                "needs_new_time_since",
+                "needs_new_time_reason",
+                "updated_at",
+            ]
+        )
         appointment_changed.send(
             sender=Appointment, appointment=current, change="cancelled", now=now, by=by
         )

@@ -36,6 +36,8 @@ REVIEW_MEDICATIONS = "booking.review_medications"
 OVERRIDE_CHECKLIST = "booking.override_checklist"
 VIEW_AUDIT = "booking.view_auditevent"
 MANAGE_WAITLIST = "booking.change_waitlistentry"
+# Setting the clinic up (/staff/setup/): locations, people and hours, types, rules, accounts.
+SETUP = "booking.manage_setup"
 
 _DESK = [
     VIEW,
@@ -69,7 +71,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     # The clinic's administrator runs the desk and reads the audit log; the clinical steps
     # (medication review, overriding the checklist, chair, recovery, discharge) stay with nurses
     # and prescribers. Someone who is both is given both groups.
-    Role.ADMIN: [*_DESK, VIEW_AUDIT, "booking.change_patient"],
+    Role.ADMIN: [*_DESK, VIEW_AUDIT, "booking.change_patient", SETUP],
 }
 
 

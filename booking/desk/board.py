@@ -269,6 +269,7 @@ def board(request: HttpRequest) -> HttpResponse:
                 steps=_steps(appointment, items, late, user),
             )
         )
+    needs_new_time = needs_new_time_for(user, location, now)
     audit(
         request,
         AuditAction.VIEW,
@@ -291,7 +292,24 @@ def board(request: HttpRequest) -> HttpResponse:
             "next_url": board_url(location, day + timedelta(days=1)),
             "today_url": board_url(location, now.astimezone(zone).date()),
             "rows": rows,
+            "needs_new_time": needs_new_time,
         },
+    )
+
+
+def needs_new_time_for(user: Any, location: Location, now: datetime) -> list[Appointment]:
+    """The location's visits to come that a setup change left without a resource (an admin
+    confirmed it): the desk moves or cancels each, and that clears the flag. One query."""
+    return list(
+        appointments_for(user)
+        .filter(
+            location=location,
+            needs_new_time_since__isnull=False,
+            end__gt=now,
+            status__in=sorted(CHANGEABLE_STATUSES),
+        )
+        .select_related("appointment_type")
+        .order_by("start", "id")
     )
 
 

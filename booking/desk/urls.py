@@ -2,10 +2,20 @@
 the prescriber's pages."""
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
-from django.views.generic import RedirectView
+from django.urls import include, path
 
-from booking.desk import audit, board, calendar, patients, prescriber, record, waitlist
+from booking.desk import (
+    audit,
+    board,
+    calendar,
+    patients,
+    prescriber,
+    record,
+    two_factor,
+    waitlist,
+)
+from booking.desk.setup import accounts as setup_accounts
+from booking.desk.setup import new_location
 
 urlpatterns = [
     path(
@@ -16,7 +26,12 @@ urlpatterns = [
         name="staff-login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="staff-logout"),
-    path("", RedirectView.as_view(pattern_name="staff-board"), name="staff-home"),
+    path("two-factor/", two_factor.manage, name="two-factor"),
+    path("two-factor/enrol/", two_factor.enrol, name="two-factor-enrol"),
+    path("two-factor/verify/", two_factor.verify, name="two-factor-verify"),
+    # An invited staff member's set-password link (booking.desk.setup.accounts).
+    path("welcome/<uidb64>/<token>/", setup_accounts.welcome, name="staff-welcome"),
+    path("", new_location.staff_start, name="staff-home"),
     path("calendar/", calendar.calendar_page, name="staff-calendar"),
     path("board/", board.board, name="staff-board"),
     path("board/<str:reference>/<slug:step>/", board.board_step, name="staff-board-step"),
@@ -43,6 +58,7 @@ urlpatterns = [
         waitlist.staff_waitlist_remove,
         name="staff-waitlist-remove",
     ),
+    path("setup/", include("booking.desk.setup.urls")),
     path("audit/", audit.audit_log, name="staff-audit"),
     path("audit/export.csv", audit.audit_export, name="staff-audit-export"),
     path("prescriber/", prescriber.queue, name="staff-prescriber"),

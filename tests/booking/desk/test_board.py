@@ -90,14 +90,14 @@ def nurse_client(nurse: User) -> Client:
 
 @pytest.fixture
 def elsewhere(make_location, make_resource) -> AppointmentType:
-    """The default infusion at a second location, open to anybody (no approval needed)."""
+    """The default consultation at a second location, open to anybody (no approval needed)."""
     location = make_location(slug="uptown", name="Uptown Clinic")
     appointment_types_install_defaults(location=location)
-    make_resource(location, ResourceKind.CHAIR)
+    make_resource(location, ResourceKind.ROOM)
     make_resource(location, ResourceKind.STAFF, role=StaffRole.PRESCRIBER)
-    make_resource(location, ResourceKind.STAFF, role=StaffRole.NURSE, capacity=3)
-    AppointmentType.objects.filter(location=location).update(needs_approval=False)
-    return AppointmentType.objects.select_related("location").get(location=location, slug="iv-mood")
+    return AppointmentType.objects.select_related("location").get(
+        location=location, slug="consultation"
+    )
 
 
 def page(client: Client, **query: str) -> str:
@@ -545,7 +545,7 @@ def test_the_boards_queries_do_not_grow_with_its_visits(
     assert queries() == few
     # Session and user (2), staff check, location ids and locations (3), permissions (2), the
     # visits with their series sizes (1), their messages (1), their treatment authorisations
-    # (decisions, plans, flagged contraindications: 3), the audit row (1), and the session
-    # renewed for idle logout (3).
-    with django_assert_max_num_queries(16):
+    # (decisions, plans, flagged contraindications: 3), the visits needing a new time (1), the
+    # audit row (1), and the session renewed for idle logout (3).
+    with django_assert_max_num_queries(17):
         page(desk_client)
