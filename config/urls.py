@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config.health import healthz
+from notifications import setup as reminder_setup
 from notifications.views import message_log
 from notifications.webhooks import sms_webhook
 
@@ -20,6 +21,27 @@ urlpatterns = [
     ),
     path("webhooks/sms/<slug:provider>/", sms_webhook, name="sms-webhook"),
     path("staff/messages/", message_log, name="staff-messages"),
+    # The reminder rules' setup pages live beside the rules (booking never imports notifications).
+    path(
+        "staff/setup/<int:location_id>/reminders/",
+        reminder_setup.reminders_list,
+        name="setup-reminders",
+    ),
+    path(
+        "staff/setup/<int:location_id>/reminders/<int:type_id>/",
+        reminder_setup.reminder_rules_edit,
+        name="setup-reminders-type",
+    ),
+    path(
+        "staff/setup/<int:location_id>/reminders/<int:type_id>/preview/",
+        reminder_setup.reminder_rule_preview,
+        name="setup-reminders-preview",
+    ),
+    path(
+        "staff/setup/<int:location_id>/reminders/jobs/<int:job_id>/",
+        reminder_setup.replan_job_status,
+        name="setup-reminders-job",
+    ),
     path("staff/", include("booking.desk.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import time
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -213,6 +214,48 @@ class InboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_phone}: {self.body[:30]}"
+
+
+class ReplanStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ReplanJob(models.Model):
+    """One background re-plan of a type's future visits after an admin saved its reminder rules.
+
+    The setup page shows its progress: ``done`` of ``total`` visits, counted batch by batch as
+    each batch commits, so the bar tells the truth about the rows already re-planned.
+    """
+
+    appointment_type = models.ForeignKey(
+        AppointmentType, on_delete=models.CASCADE, related_name="replan_jobs"
+    )
+    # The kinds whose rules changed: only their rows are re-planned.
+    kinds = models.JSONField(default=list)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=8, choices=ReplanStatus.choices, default=ReplanStatus.QUEUED
+    )
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Re-plan of {self.appointment_type}: {self.status} {self.done}/{self.total}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (ReplanStatus.DONE, ReplanStatus.FAILED)
 
 
 DEFAULT_EVENING_TIME = time(19, 0)

@@ -43,6 +43,24 @@ def message_context(appointment: Appointment, *, link: str) -> dict[str, Any]:
     }
 
 
+def message_template(kind: str) -> str:
+    """The templates of one kind of message, without their part's suffix."""
+    return f"notifications/messages/{kind}"
+
+
+def sms_text(template: str, context: dict[str, Any]) -> str:
+    """A text message's body, on one line as the phone shows it."""
+    return " ".join(render_to_string(f"{template}.sms.txt", context).split())
+
+
+def email_subject(template: str, context: dict[str, Any]) -> str:
+    return " ".join(render_to_string(f"{template}_subject.txt", context).split())
+
+
+def email_text(template: str, context: dict[str, Any]) -> str:
+    return render_to_string(f"{template}.txt", context)
+
+
 def deliver(
     message: OutboundMessage, appointment: Appointment, *, link_token: str, now: datetime
 ) -> tuple[str, str]:
@@ -50,9 +68,9 @@ def deliver(
     # patient's secure link.
     link = verify_url(link_token) if message.kind == MessageKind.VERIFY else link_url(link_token)
     context = message_context(appointment, link=link)
-    template = f"notifications/messages/{message.kind}"
+    template = message_template(message.kind)
     if message.channel == Channel.SMS:
-        body = " ".join(render_to_string(f"{template}.sms.txt", context).split())
+        body = sms_text(template, context)
         to = appointment.patient.phone
         return to, get_backend().send(to, body)
     attachment = None
@@ -84,10 +102,9 @@ def send_email(
     to: str,
     attachment: tuple[str, bytes, str] | None = None,
 ) -> None:
-    subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
     email = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string(f"{template}.txt", context),
+        subject=email_subject(template, context),
+        body=email_text(template, context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[to],
     )

@@ -341,12 +341,17 @@ JOIN scheduling_location l ON l.id = a.location_id
 WHERE a.appointment_type_id = %(type_id)s
   AND a.status = ANY(%(active)s::text[])
   AND a.start > %(now)s
+  AND a.id BETWEEN %(low_id)s AND %(high_id)s
 GROUP BY a.location_id, l.timezone, l.quiet_hours_start, l.quiet_hours_end
 """
 
 
 def replan_sql(
-    *, appointment_type_id: int, now: datetime, kinds: Collection[str] | None = None
+    *,
+    appointment_type_id: int,
+    now: datetime,
+    kinds: Collection[str] | None = None,
+    ids: tuple[int, int] | None = None,
 ) -> int:
     """Re-plan every future active visit of one type, set-based; returns how many visits.
 
@@ -357,6 +362,7 @@ def replan_sql(
     appointment_type = AppointmentType.objects.get(pk=appointment_type_id)
     rules, scope = replan_rules(appointment_type_id=appointment_type_id, kinds=kinds)
     params = replan_params(appointment_type=appointment_type, rules=rules, scope=scope, now=now)
+    params["low_id"], params["high_id"] = ids or (0, ALL_IDS)
     visits = 0
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_PLACES, params)
@@ -389,7 +395,8 @@ def replan_sql(
             place["walls"], place["quiet"] = cursor.fetchone()
             step = max(1, (last_id - first_id + 1) * SLICE // count)
             for low in range(first_id, last_id + 1, step):
-                cursor.execute(_DIFFERENCE, {**place, "first_id": low, "last_id": low + step - 1})
+                last = min(low + step - 1, last_id)  # never past the visits asked for
+                cursor.execute(_DIFFERENCE, {**place, "first_id": low, "last_id": last})
             visits += count
         # The rows that changed, found by primary key: never a pass over the whole table.
         cursor.execute(
@@ -407,10 +414,16 @@ def replan_sql(
 
 # Visits planned per round trip by the portable path.
 BATCH = 500
+# The widest range of visit ids: every visit.
+ALL_IDS = 2**63 - 1
 
 
 def replan_python(
-    *, appointment_type_id: int, now: datetime, kinds: Collection[str] | None = None
+    *,
+    appointment_type_id: int,
+    now: datetime,
+    kinds: Collection[str] | None = None,
+    ids: tuple[int, int] | None = None,
 ) -> int:
     """The same re-plan visit by visit through the Python planner, in batches of visits: the
     path for SQLite, and the reference the set-based statement is tested against."""
@@ -419,6 +432,7 @@ def replan_python(
     appointments = (
         Appointment.objects.active()
         .filter(appointment_type_id=appointment_type_id, start__gt=now)
+        .filter(id__range=ids or (0, ALL_IDS))
         .select_related("location", "appointment_type", "patient")
         .order_by("id")
     )
@@ -497,6 +511,7 @@ def reminder_rules_replan(
     appointment_type_id: int,
     kinds: Collection[str] | None = None,
     now: datetime | None = None,
+    ids: tuple[int, int] | None = None,
 ) -> int:
     """Re-plan the reminders of every future visit of one type after its rules changed.
 
@@ -511,8 +526,11 @@ def reminder_rules_replan(
     ``kinds`` limits the re-plan to the reminders of those kinds, for a change to their rules
     only: a rule's timing and channels decide its own kind's rows and no other's (the type's
     fasting time, its quiet hours or a patient's channels are not rules: re-plan every kind).
+
+    ``ids`` (first, last) limits it to the visits with ids in that range, for a re-plan run
+    batch by batch, each in its own short transaction (``notifications.rules``).
     """
 
     now = now or timezone.now()
     replan = replan_sql if connection.vendor == "postgresql" else replan_python
-    return replan(appointment_type_id=appointment_type_id, now=now, kinds=kinds)
+    return replan(appointment_type_id=appointment_type_id, now=now, kinds=kinds, ids=ids)

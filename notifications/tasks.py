@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from smtplib import SMTPException
 
 from celery import shared_task
+from django.db import transaction
 
 from notifications.delivery import (
     SEND_MESSAGES_TASK,
@@ -12,6 +14,9 @@ from notifications.delivery import (
     message_deliver_due,
     message_send,
 )
+from notifications.rules import replan_job_run
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True)
@@ -39,3 +44,24 @@ def send_messages(message_ids: list[int]) -> None:
 )
 def send_link_email(patient_id: int) -> None:
     link_email_send(patient_id=patient_id)
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def replan_reminders(job_id: int) -> None:
+    # Redelivered after a worker dies mid-way: the job starts over, to the same rows.
+    replan_job_run(job_id=job_id)
+
+
+def replan_job_queue(job_id: int) -> None:
+    """Run re-plan job ``job_id`` in the background once the transaction that saved the rules
+    commits. Without a broker it runs at once, in the request: the rules are saved, and the
+    visits already booked must follow them."""
+
+    def enqueue() -> None:
+        try:
+            replan_reminders.delay(job_id)
+        except Exception:
+            logger.warning("could not queue re-plan job %s; running it now", job_id)
+            replan_job_run(job_id=job_id)
+
+    transaction.on_commit(enqueue)

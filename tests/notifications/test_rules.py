@@ -18,6 +18,7 @@ from notifications.delivery import message_deliver_due, message_send
 from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage, ReminderRule
 from notifications.replan import reminder_rules_replan
 from scheduling.models import AppointmentKind, AppointmentType, Location, ResourceKind
+from tests.conftest import approve
 
 NEW_YORK = ZoneInfo("America/New_York")
 NOW = datetime(2026, 10, 5, 12, tzinfo=UTC)  # 08:00 EDT
@@ -63,6 +64,7 @@ def session_type(site, make_type) -> AppointmentType:
         site,
         duration=90,
         needs=CHAIR,
+        kind=AppointmentKind.INFUSION,
         fasting_solids_hours=6,
         fasting_clear_liquids_hours=2,
         escort_required=True,
@@ -74,7 +76,10 @@ def book(make_patient) -> Callable[..., Appointment]:
     def run(appointment_type: AppointmentType, start: datetime) -> Appointment:
         patient: Patient = make_patient(sms_consent=True)
         return appointment_book(
-            appointment_type=appointment_type, patient=patient, start=start, now=NOW
+            appointment_type=appointment_type,
+            patient=approve(patient, appointment_type),
+            start=start,
+            now=NOW,
         )
 
     return run
@@ -166,7 +171,9 @@ def test_installing_the_defaults_again_keeps_what_an_admin_changed(session_type)
 def test_a_rule_change_replans_every_future_visit_of_that_type(
     site, session_type, make_type, book, time_machine
 ) -> None:
-    other_type = make_type(site, duration=90, needs=CHAIR, fasting_solids_hours=6)
+    other_type = make_type(
+        site, duration=90, needs=CHAIR, kind=AppointmentKind.INFUSION, fasting_solids_hours=6
+    )
     future = [book(session_type, day_at(days, 10)) for days in (3, 6, 9)]
     elsewhere = book(other_type, day_at(3, 12))
     cancelled = appointment_cancel(appointment=book(session_type, day_at(4, 10)), now=NOW)

@@ -22,6 +22,7 @@ from booking.links import patient_link_issue
 from booking.models import Appointment, Patient
 from booking.preparation import appointment_preparation
 from notifications.models import MessageKind
+from notifications.preview import DIAGNOSES, DRUGS, FASTING_WORDS, TREATMENT_WORDS
 from notifications.rendering import message_context
 from scheduling.defaults import DEFAULT_TYPES, appointment_types_install_defaults
 from scheduling.models import AppointmentKind, AppointmentType, Location
@@ -31,68 +32,8 @@ NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 SEASONS = (date(2026, 7, 6), date(2026, 12, 7))
 FIRST_NAME = "Robin"
 
-TREATMENT_WORDS = (
-    "ketamine",
-    "esketamine",
-    "ketalar",
-    "spravato",
-    "infusion",
-    "infusions",
-    "IV",
-    "REMS",
-    "nasal spray",
-    "anesthesia",
-    "anaesthesia",
-    "psychiatric",
-    "psychiatry",
-    "psychedelic",
-    "mood",
-)
-DIAGNOSES = (
-    "depression",
-    "depressive",
-    "depressed",
-    "treatment-resistant",
-    "suicide",
-    "suicidal",
-    "PTSD",
-    "anxiety",
-    "bipolar",
-    "OCD",
-    "schizophrenia",
-    "chronic pain",
-    "CRPS",
-    "fibromyalgia",
-)
-DRUGS = (
-    "midazolam",
-    "lorazepam",
-    "ondansetron",
-    "zofran",
-    "naloxone",
-    "narcan",
-    "clonidine",
-    "propofol",
-    "benzodiazepine",
-    "antidepressant",
-    "antidepressants",
-    "SSRI",
-)
-# Fasting details belong behind the secure link, never in a text message.
-FASTING_WORDS = (
-    "eat",
-    "eating",
-    "food",
-    "fast",
-    "fasting",
-    "solids",
-    "liquid",
-    "liquids",
-    "drink",
-    "drinking",
-    "nothing by mouth",
-    "NPO",
-)
+# The words no message may say are the production check's own (notifications.preview), so the
+# setup page's verdict and these tests can never disagree.
 PARTS = ("_subject.txt", ".txt", ".html", ".sms.txt")
 
 
