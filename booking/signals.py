@@ -21,6 +21,11 @@ notifications tells the patient once the offer commits.
 
 ``treatment_stopped`` follows the ``on_hold`` of the first of the visits a withdrawn or declined
 plan held, once per stop: notifications asks the patient, neutrally, to call the clinic.
+
+``location_set_up`` is sent by ``booking.clinic.clinic_create``, inside its transaction, with
+``location`` once the new location's defaults (types, protocols, intake questions) are in:
+notifications installs the reminder rules of its types. A receiver may return one line saying
+what it installed, for the ``clinic_create`` command to print.
 """
 
 from django.dispatch import Signal
@@ -39,3 +44,4 @@ CHANGES = (
 appointment_changed = Signal()
 patient_link_requested = Signal()
 waitlist_offer_made = Signal()
+location_set_up = Signal()

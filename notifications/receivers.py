@@ -16,11 +16,11 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from booking.models import Appointment, Patient
-from booking.signals import appointment_changed, patient_link_requested
+from booking.signals import appointment_changed, location_set_up, patient_link_requested
 from notifications.defaults import reminder_rules_install_defaults
 from notifications.outbox import appointment_messages_plan
 from notifications.tasks import deliver_due, send_link_email
-from scheduling.models import AppointmentType
+from scheduling.models import AppointmentType, Location
 
 logger = logging.getLogger(__name__)
 
@@ -58,3 +58,14 @@ def on_appointment_type_created(
     # A new type starts with the default reminder schedule; admins edit it from there.
     if created and not raw:
         reminder_rules_install_defaults(appointment_type=instance)
+
+
+@receiver(location_set_up, dispatch_uid="notifications.location_set_up")
+def on_location_set_up(sender: type, location: Location, **kwargs: Any) -> str:
+    # A new clinic's types get the default reminder schedule, whatever way they were made (a
+    # bulk insert sends no post_save); kinds a type already has are kept.
+    count = sum(
+        len(reminder_rules_install_defaults(appointment_type=appointment_type))
+        for appointment_type in AppointmentType.objects.filter(location=location)
+    )
+    return f"{count} reminder rules"

@@ -6,7 +6,6 @@ from datetime import time
 
 from django.db import transaction
 
-from scheduling.defaults import appointment_types_install_defaults
 from scheduling.models import Location, Resource, ResourceKind, StaffRole, WorkingHours
 
 WEEKDAYS = range(0, 5)
@@ -33,46 +32,42 @@ DEMO_LOCATIONS = (
 
 def _hours(resource: Resource, shifts: list[tuple[time, time]], days: range = WEEKDAYS) -> None:
     WorkingHours.objects.bulk_create(
-        WorkingHours(resource=resource, weekday=day, start=start, end=end)
+        WorkingHours(
+            resource=resource, location=resource.location, weekday=day, start=start, end=end
+        )
         for day in days
         for start, end in shifts
     )
 
 
 @transaction.atomic
-def demo_clinic_create() -> list[Location]:
-    """Create the demo locations (once; an existing slug is left as it is)."""
-    locations = []
-    for spec in DEMO_LOCATIONS:
-        location, created = Location.objects.get_or_create(slug=spec["slug"], defaults=spec)
-        locations.append(location)
-        if not created:
-            continue
-        appointment_types_install_defaults(location=location)
-        # Prescribers work a split shift around lunch; nurses watch three chairs each.
-        for name in ("Dr. Amara Osei", "Dr. Lena Park"):
-            prescriber = Resource.objects.create(
-                location=location, kind=ResourceKind.STAFF, role=StaffRole.PRESCRIBER, name=name
-            )
-            _hours(prescriber, [(time(8, 0), time(12, 0)), (time(13, 0), time(17, 30))])
-        for name in ("Nurse Sam Rivera", "Nurse Jo Chen"):
-            nurse = Resource.objects.create(
-                location=location,
-                kind=ResourceKind.STAFF,
-                role=StaffRole.NURSE,
-                name=name,
-                capacity=3,
-            )
-            _hours(nurse, [(time(7, 30), time(18, 0))])
-        for number in (1, 2):
-            room = Resource.objects.create(
-                location=location, kind=ResourceKind.ROOM, name=f"Consult room {number}"
-            )
-            _hours(room, [(time(8, 0), time(18, 0))])
-        for number in range(1, 7):
-            chair = Resource.objects.create(
-                location=location, kind=ResourceKind.CHAIR, name=f"Chair {number}"
-            )
-            _hours(chair, [(time(7, 30), time(18, 0))])
-            _hours(chair, [(time(9, 0), time(14, 0))], days=range(5, 6))
-    return locations
+def demo_resources_create(location: Location) -> None:
+    """The demo's people, rooms and chairs at a new demo ``location``, with their weekly hours.
+    The location itself, with its defaults, comes from ``booking.clinic.clinic_create`` (called
+    by ``seed_demo``), as a real clinic's does; see :data:`DEMO_LOCATIONS`."""
+    # Prescribers work a split shift around lunch; nurses watch three chairs each.
+    for name in ("Dr. Amara Osei", "Dr. Lena Park"):
+        prescriber = Resource.objects.create(
+            location=location, kind=ResourceKind.STAFF, role=StaffRole.PRESCRIBER, name=name
+        )
+        _hours(prescriber, [(time(8, 0), time(12, 0)), (time(13, 0), time(17, 30))])
+    for name in ("Nurse Sam Rivera", "Nurse Jo Chen"):
+        nurse = Resource.objects.create(
+            location=location,
+            kind=ResourceKind.STAFF,
+            role=StaffRole.NURSE,
+            name=name,
+            capacity=3,
+        )
+        _hours(nurse, [(time(7, 30), time(18, 0))])
+    for number in (1, 2):
+        room = Resource.objects.create(
+            location=location, kind=ResourceKind.ROOM, name=f"Consult room {number}"
+        )
+        _hours(room, [(time(8, 0), time(18, 0))])
+    for number in range(1, 7):
+        chair = Resource.objects.create(
+            location=location, kind=ResourceKind.CHAIR, name=f"Chair {number}"
+        )
+        _hours(chair, [(time(7, 30), time(18, 0))])
+        _hours(chair, [(time(9, 0), time(14, 0))], days=range(5, 6))
