@@ -24,6 +24,12 @@ MASK = "[redacted]"
 _TOKEN_SEGMENT = re.compile(
     r"(?P<prefix>/(?:a|w|book/confirm)/)(?!sent(?:[/?#\s\"'<>]|$))(?P<token>[^/?#\s\"'<>]+)"
 )
+# A staff invitation's set-password link: the account's id and the token after it
+# (booking.desk.setup.accounts); "set-password" is the page the token is swapped for.
+_INVITATION = re.compile(
+    r"(?P<prefix>/staff/welcome/)(?P<uid>[^/?#\s\"'<>]+)/"
+    r"(?!set-password(?:[/?#\s\"'<>]|$))(?P<token>[^/?#\s\"'<>]+)"
+)
 # Anything that looks like a random token (ours are 43 characters of URL-safe base64) in any
 # other path segment: a route added later with a token in it is masked before anyone remembers.
 _LONG_SEGMENT = re.compile(r"(?<=/)[A-Za-z0-9_-]{32,}(?=[/?#\s\"'<>]|$)")
@@ -53,6 +59,7 @@ def redact_text(text: str) -> str:
     if "/" not in text and "?" not in text:
         return text
     text = _TOKEN_SEGMENT.sub(rf"\g<prefix>{MASK}", text)
+    text = _INVITATION.sub(rf"\g<prefix>\g<uid>/{MASK}", text)
     text = _LONG_SEGMENT.sub(MASK, text)
     return _QUERY.sub(lambda match: "?" + redact_query(match["query"]), text)
 
