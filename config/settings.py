@@ -67,6 +67,9 @@ INSTALLED_APPS = [
     "knox",
     "axes",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "scheduling",
@@ -83,6 +86,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): the session passed a second factor (django-otp); then the
+    # refusal of an unverified staff session where two-factor sign-in is required.
+    "django_otp.middleware.OTPMiddleware",
+    "booking.access.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -392,8 +399,18 @@ AXES_CLIENT_IP_CALLABLE = "booking.access.client.client_ip"
 SESSION_COOKIE_AGE = 60 * env.int("STAFF_IDLE_MINUTES", default=30, validate=Range(min=1))
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Two-factor sign-in (booking.access.two_factor): superusers, admins and prescribers always, and
+# everyone at a location that asks it of all its staff. false lifts the requirement (e.g. behind
+# single sign-on that has its own); whoever enrolled an authenticator is still asked for it.
+TWO_FACTOR_REQUIRED = env.bool("TWO_FACTOR_REQUIRED", default=True)
+OTP_TOTP_ISSUER = "Chairside"
+# After each wrong code a device waits 1, 2, 4, 8… seconds before it checks another.
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
 # The demo clinic's staff accounts (seed_demo) sign in with this; it is never used otherwise.
 DEMO_STAFF_PASSWORD = env.str("DEMO_STAFF_PASSWORD", default="chairside-demo")
+# A new staff account's set-password link (booking.staff_accounts) works this long, and once.
+PASSWORD_RESET_TIMEOUT = 3 * 24 * 60 * 60
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

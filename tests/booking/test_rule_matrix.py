@@ -100,7 +100,7 @@ from booking.waitlist import offer_freed_slot, waitlist_add
 from scheduling.models import AppointmentType, Location
 from tests.booking.test_treatment_spacing import NEW_YORK, NOW, at, post, refused
 from tests.booking.test_waitlist import offer_tokens
-from tests.staff_helpers import client_for, staff_user
+from tests.staff_helpers import client_for, signed_in, staff_user
 
 # NOW (from the spacing tests) is Monday 1 June 2026, 08:00 in New York.
 LATE = date(2026, 6, 17)  # Wednesday: where most attempts go
@@ -415,8 +415,7 @@ class DeskCalendar:
     page, the visits from the data endpoint, changes through the staff appointments API."""
 
     def __init__(self, user: User, day: date) -> None:
-        self.client = Client(enforce_csrf_checks=True)
-        self.client.force_login(user)
+        self.client = signed_in(Client(enforce_csrf_checks=True), user)
         page = self.client.get("/staff/calendar/", {"location": "midtown", "date": day.isoformat()})
         assert page.status_code == 200, page.content
         text = page.content.decode()

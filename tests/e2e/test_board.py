@@ -15,7 +15,8 @@ from booking.access.roles import Role
 from booking.models import Appointment, AppointmentStatus
 from booking.services import appointment_book, appointment_escort_update
 from scheduling.models import AppointmentType
-from tests.staff_helpers import PASSWORD, staff_user
+from tests.e2e.staff_sign_in import submit_sign_in
+from tests.staff_helpers import staff_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,9 +28,7 @@ BOOKED_AT = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
 def sign_in(page: Page, live_server, username: str) -> None:
     page.goto(f"{live_server.url}/staff/login/?next=/staff/board/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    submit_sign_in(page, username)
     expect(page.get_by_role("heading", level=1)).to_contain_text("Tuesday 1 December 2026")
 
 

@@ -14,8 +14,10 @@ from playwright.sync_api import ConsoleMessage, Locator, Page, expect
 from booking.access.roles import Role
 from booking.models import Appointment, AppointmentEvent, Patient
 from booking.services import appointment_book
-from scheduling.models import AppointmentType, Location
-from tests.staff_helpers import PASSWORD, staff_user
+from scheduling.models import AppointmentKind, AppointmentType, Location
+from tests.conftest import approve
+from tests.e2e.staff_sign_in import submit_sign_in
+from tests.staff_helpers import staff_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,12 +34,21 @@ def at(hour: int, minute: int = 0) -> datetime:
 
 @pytest.fixture
 def chair_week(one_chair: AppointmentType, make_patient: Callable[..., Patient]):
-    """One chair; Ada at 10:00 and Grace at 13:00 on Wednesday, 90 minutes each."""
+    """One chair; Ada at 10:00 and Grace at 13:00 on Wednesday, 90-minute infusions each (the
+    treatment rules apply to them: both are approved)."""
+    AppointmentType.objects.filter(pk=one_chair.pk).update(
+        kind=AppointmentKind.INFUSION, needs_approval=True
+    )
+    one_chair.refresh_from_db()
     ada = appointment_book(
-        appointment_type=one_chair, patient=make_patient(first_name="Ada"), start=at(10)
+        appointment_type=one_chair,
+        patient=approve(make_patient(first_name="Ada"), one_chair),
+        start=at(10),
     )
     grace = appointment_book(
-        appointment_type=one_chair, patient=make_patient(first_name="Grace"), start=at(13)
+        appointment_type=one_chair,
+        patient=approve(make_patient(first_name="Grace"), one_chair),
+        start=at(13),
     )
     return one_chair.location, ada, grace
 
@@ -60,9 +71,7 @@ def sign_in_to_the_calendar(
         f"{live_server.url}/staff/login/?next=/staff/calendar/%3Flocation%3D{location.slug}"
         "%26by%3Dchair%26view%3Dweek%26date%3D2026-12-02"
     )
-    page.get_by_label("Username").fill("desk.dana")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    submit_sign_in(page, "desk.dana")
     expect(page.get_by_role("heading", level=1)).to_have_text("Calendar")
     expect(page.locator("#calendar")).to_have_attribute("data-loaded", "2026-11-30/chair")
     expect(page.get_by_label("Chairs")).to_be_checked()
@@ -157,7 +166,7 @@ def test_the_desk_books_a_free_time_for_a_patient_found_by_name(
     new_page, snapshot, live_server, chair_week, make_patient
 ):
     location, _, grace = chair_week
-    lin = make_patient(first_name="Lin", last_name="Okafor")
+    lin = approve(make_patient(first_name="Lin", last_name="Okafor"), grace.appointment_type)
     make_patient(first_name="Lindsay", last_name="Okafor")
     page = new_page()
     page.set_viewport_size(DESKTOP)

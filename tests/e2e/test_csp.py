@@ -15,7 +15,8 @@ from booking.defaults import intake_options_install_defaults
 from booking.models import Appointment
 from booking.services import appointment_book
 from scheduling.models import AppointmentType
-from tests.staff_helpers import PASSWORD, staff_user
+from tests.e2e.staff_sign_in import submit_sign_in
+from tests.staff_helpers import staff_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,9 +72,7 @@ def test_the_staff_calendar_runs_under_the_policy(
     )
     console = watch(page)
     page.goto(f"{live_server.url}/staff/login/?next=/staff/calendar/")
-    page.get_by_label("Username").fill("desk")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    submit_sign_in(page, "desk")
     # EventCalendar drew the day and calendar.js filled it from the data endpoint.
     expect(page.get_by_text("Grace Hopper").first).to_be_visible()
 

@@ -24,7 +24,8 @@ from booking.models import (
 )
 from booking.services import appointment_book, appointment_escort_update
 from scheduling.models import AppointmentType, Location
-from tests.staff_helpers import PASSWORD, staff_user
+from tests.e2e.staff_sign_in import submit_sign_in
+from tests.staff_helpers import staff_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,9 +37,7 @@ MONDAY = date(2026, 12, 7)
 
 def sign_in(page: Page, live_server, username: str, then: str) -> None:
     page.goto(f"{live_server.url}/staff/login/?next={then}")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    submit_sign_in(page, username)
 
 
 def test_a_prescriber_approves_after_the_consultation_and_the_patient_books_the_series(

@@ -32,6 +32,7 @@ from notifications.models import (
 from notifications.sms import PermanentSendError, SendError, TransientSendError
 from scheduling.models import AppointmentType
 from tests.notifications.conftest import Sweep, send_at
+from tests.staff_helpers import signed_in
 
 NOW = datetime.fromisoformat("2026-10-05T08:00:00-04:00")  # a Monday morning in New York
 START = datetime.fromisoformat("2026-10-08T10:00:00-04:00")
@@ -457,7 +458,7 @@ def test_a_permanent_4xx_fails_at_once_and_is_listed_for_the_front_desk(
     assert "not a mobile number" in message.detail
     assert outcomes(message) == ["failed"]
     assert texts == []
-    client.force_login(admin_user)  # now: a session from before the sweeps has gone idle
+    signed_in(client, admin_user)  # now: a session from before the sweeps has gone idle
     response = client.get("/staff/messages/")
     assert response.status_code == 200
     assert list(response.context["failed"]) == [message]

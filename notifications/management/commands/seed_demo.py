@@ -6,10 +6,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management.base import BaseCommand
+from django.db import transaction
 from django.utils import timezone
 
 from booking.access.roles import Role
-from booking.defaults import intake_options_install_defaults, protocols_install_defaults
+from booking.access.two_factor import DEMO_TOTP_SECRET, demo_enrol
+from booking.clinic import clinic_create
 from booking.eligibility import contraindications_none, eligibility_decide
 from booking.errors import BookingError
 from booking.models import (
@@ -21,8 +23,7 @@ from booking.models import (
     StaffProfile,
 )
 from booking.services import appointment_book
-from notifications.defaults import reminder_rules_install_defaults
-from scheduling.demo import demo_clinic_create
+from scheduling.demo import DEMO_LOCATIONS, demo_resources_create
 from scheduling.models import AppointmentType, Location, Resource, StaffRole
 
 DEMO_PATIENTS = (
@@ -46,14 +47,18 @@ class Command(BaseCommand):
 
     help = "Seed the demo clinic: two locations, staff, chairs, types, reminders and bookings."
 
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Enrol the demo accounts with the published two-factor secret even though "
+            "this is not a local demo (DEBUG, or SQLite without HTTPS).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
-        locations = demo_clinic_create()
-        for location in locations:
-            intake_options_install_defaults(location=location)
-            protocols_install_defaults(location=location)
-            for appointment_type in AppointmentType.objects.filter(location=location):
-                reminder_rules_install_defaults(appointment_type=appointment_type)
+        locations = _demo_locations()
         self._demo_staff(locations)
+        self._demo_two_factor(allow_production=options.get("allow_production", False))
         if Appointment.objects.exists():
             self.stdout.write("Demo clinic already seeded.")
             return
@@ -120,6 +125,34 @@ class Command(BaseCommand):
             + ", ".join(username for username, *_ in DEMO_STAFF)
             + f" (password {password!r})."
         )
+
+    def _demo_two_factor(self, *, allow_production: bool) -> None:
+        """The demo accounts' second factor: the published demo secret on a local demo only."""
+        users = User.objects.filter(username__in=[username for username, *_ in DEMO_STAFF])
+        if demo_enrol(users, allow_production=allow_production):
+            self.stdout.write(
+                "Two-factor code: `manage.py demo_code` prints it (demo secret "
+                f"{DEMO_TOTP_SECRET}, in any authenticator app)."
+            )
+        else:
+            self.stdout.write(
+                "Two-factor: not a local demo, so the demo accounts set up their own "
+                "authenticator at first sign-in (the published secret is for local demos)."
+            )
+
+
+def _demo_locations() -> list[Location]:
+    """The demo's locations, made once (an existing slug is left as it is) by the same service
+    as a real clinic's, so the demo starts from the same defaults; then its people and chairs."""
+    locations = []
+    for spec in DEMO_LOCATIONS:
+        location = Location.objects.filter(slug=spec["slug"]).first()
+        if location is None:
+            with transaction.atomic():
+                location = clinic_create(**spec)
+                demo_resources_create(location)
+        locations.append(location)
+    return locations
 
 
 def _demo_prescriber() -> User:

@@ -25,7 +25,7 @@ from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
 from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from booking.access.audit import audit
@@ -44,6 +44,7 @@ from booking.services import appointment_book
 from booking.waitlist import waitlist_add
 from notifications.models import InboundMessage, InboundStatus, OutboundMessage
 from scheduling.models import AppointmentType, Location
+from tests.staff_helpers import client_for
 
 NEW_YORK = ZoneInfo("America/New_York")
 NOW = datetime(2026, 12, 9, 14, 0, tzinfo=UTC)  # Wednesday 9 December 2026, 09:00 in New York
@@ -68,6 +69,8 @@ NO_PATIENT_DATA = {
     "admin:password_change_done": "a confirmation",
     "admin:auth_user_password_change": "a staff account's password form",
     "admin:jsi18n": "the admin's translations",
+    "staff-welcome": "an invited account's set-password form (here: an invalid link)",
+    "two-factor": "the staff member's own second factor: on or off, recovery codes left",
 }
 # Anything but 200 is expected of these, by URL name.
 OBJECT_REDIRECT = "admin:<object_id>"
@@ -78,6 +81,8 @@ NOT_A_PAGE = {
     "admin:login": 302,  # signed in already: on to the index
     "admin:view_on_site": 404,  # no patient-data model has a public page
     "admin:autocomplete": 403,  # no admin offers autocompletion
+    "two-factor-enrol": 302,  # enrolled already: on to managing it
+    "two-factor-verify": 302,  # verified already: on to the board
 }
 
 
@@ -107,8 +112,14 @@ def routes(
 
 
 def staff_routes() -> list[Route]:
+    # The setup pages hold the clinic's configuration, no patient's data: the walk of every one
+    # of them, and the check that none shows a patient, is tests/booking/desk/setup/
+    # test_every_page.py (the accounts pages audit themselves all the same).
     found = [
-        r for r in routes(get_resolver().url_patterns) if r.route.lstrip("^").startswith(PREFIXES)
+        r
+        for r in routes(get_resolver().url_patterns)
+        if r.route.lstrip("^").startswith(PREFIXES)
+        and not r.route.lstrip("^").startswith("staff/setup/")
     ]
     named = [r for r in found if r.name]
     # The admin's catch-all: any other address under /admin/, a redirect or a 404.
@@ -221,6 +232,8 @@ def concrete(route: Route, world: Clinic) -> str | None:
         "content_type_id": ContentType.objects.get_for_model(Patient).pk,
         "object_id": world.patient.pk,
         "id": User.objects.order_by("pk").values_list("pk", flat=True).first(),  # a password
+        "uidb64": "MQ",
+        "token": "not-a-token",
     }
     if route.name.startswith("api-series"):
         values["pk"] = world.series.pk
@@ -293,8 +306,7 @@ def expected_status(route: Route, superuser: User) -> int:
 
 
 def test_every_staff_read_of_patient_data_is_audited(world: Clinic, superuser: User) -> None:
-    client = Client()
-    client.force_login(superuser)
+    client = client_for(superuser)
     unaudited: list[str] = []
     wrong_status: list[str] = []
     leaks: list[str] = []
@@ -338,8 +350,7 @@ def test_every_staff_read_of_patient_data_is_audited(world: Clinic, superuser: U
 
 
 def test_the_admin_records_whose_record_was_opened(world: Clinic, superuser: User) -> None:
-    client = Client()
-    client.force_login(superuser)
+    client = client_for(superuser)
     plan = world.plan
 
     client.get(f"/admin/booking/treatmentplan/{plan.pk}/change/")
@@ -358,8 +369,7 @@ def test_the_admin_records_whose_record_was_opened(world: Clinic, superuser: Use
 
 
 def test_a_change_made_in_the_admin_is_audited(world: Clinic, superuser: User) -> None:
-    client = Client()
-    client.force_login(superuser)
+    client = client_for(superuser)
     patient = world.patient
     url = f"/admin/booking/patient/{patient.pk}/change/"
     form = {
@@ -380,8 +390,7 @@ def test_a_change_made_in_the_admin_is_audited(world: Clinic, superuser: User) -
 
 
 def test_revoking_plans_from_the_admin_is_audited(world: Clinic, superuser: User) -> None:
-    client = Client()
-    client.force_login(superuser)
+    client = client_for(superuser)
 
     client.post(
         "/admin/booking/treatmentplan/",
@@ -400,8 +409,7 @@ def test_revoking_plans_from_the_admin_is_audited(world: Clinic, superuser: User
 def test_deleting_from_the_admin_is_audited_from_the_confirmation_on(
     world: Clinic, superuser: User
 ) -> None:
-    client = Client()
-    client.force_login(superuser)
+    client = client_for(superuser)
     text = InboundMessage.objects.get()
     chosen = {"action": "delete_selected", "_selected_action": [text.pk]}
 

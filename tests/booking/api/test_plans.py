@@ -38,6 +38,7 @@ from config.celery import app as celery_app
 from notifications.delivery import message_deliver_due, message_send
 from scheduling.models import AppointmentType, Location
 from tests.booking.api.helpers import assert_error
+from tests.staff_helpers import client_for
 
 DECISIONS = "/api/v1/plans/decisions/"
 PLANS = "/api/v1/plans/"
@@ -79,10 +80,7 @@ def desk(clinic: Location) -> User:
 
 
 def as_user(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
+    return client_for(user) if user is not None else Client()
 
 
 def approval(patient: Patient, protocol: Protocol, **changes: Any) -> dict[str, Any]:

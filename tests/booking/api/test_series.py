@@ -31,6 +31,7 @@ from booking.series.services import series_book
 from booking.services import appointment_book
 from scheduling.models import AppointmentType, Location
 from tests.booking.api.helpers import assert_error
+from tests.staff_helpers import client_for
 
 NEW_YORK = ZoneInfo("America/New_York")
 NOW = datetime.fromisoformat("2026-06-01T12:00:00+00:00")  # Monday, 08:00 in New York
@@ -75,10 +76,7 @@ def prescriber(clinic: Location) -> User:
 
 
 def as_user(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
+    return client_for(user) if user is not None else Client()
 
 
 def post(client: Client, path: str, body: Any = None):
