@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, reverse
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from knox.models import AuthToken
 
 from booking.access.roles import Role
 from booking.api.urls import urlpatterns as api_patterns
-from booking.desk.urls import urlpatterns as desk_patterns
 from config.caching import PUBLIC_CACHEABLE
 from scheduling.models import Location
 from tests.staff_helpers import client_for, staff_user
@@ -29,8 +28,20 @@ def address(pattern: URLPattern) -> str:
     return reverse(str(pattern.name), kwargs=kwargs)
 
 
+def staff_pages(patterns: list[Any], prefix: str = "") -> list[URLPattern]:
+    """Every page under /staff/, the setup pages included (some are routed by config/urls.py)."""
+    found = []
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            found += staff_pages(pattern.url_patterns, route)
+        elif route.startswith("staff/"):
+            found.append(pattern)
+    return found
+
+
 STAFF_API = sorted(address(p) for p in api_patterns if p.name not in PUBLIC_CACHEABLE)
-STAFF_PAGES = sorted({*(address(p) for p in desk_patterns), reverse("staff-messages")})
+STAFF_PAGES = sorted({address(p) for p in staff_pages(get_resolver().url_patterns)})
 
 
 def no_store(response: Any) -> bool:
@@ -55,6 +66,8 @@ def test_the_lists_cover_the_staff_api_and_pages():
     assert "/api/v1/calendar/" in STAFF_API
     assert "/staff/board/" in STAFF_PAGES
     assert "/staff/messages/" in STAFF_PAGES
+    assert "/staff/setup/1/people/" in STAFF_PAGES
+    assert "/staff/setup/1/reminders/" in STAFF_PAGES
 
 
 @pytest.mark.parametrize("path", STAFF_API)
