@@ -178,14 +178,24 @@ def calendar_window(*, location: Location, first_day: date, last_day: date, by: 
         .values_list("id", "name")
     ]
     types = {
-        tid: {"slug": slug, "name": name, "color": PALETTE[n % len(PALETTE)]}
-        for n, (tid, slug, name) in enumerate(
+        tid: {"slug": slug, "name": name, "color": colour or PALETTE[n % len(PALETTE)]}
+        for n, (tid, slug, name, colour) in enumerate(
             AppointmentType.objects.filter(location=location)
             .order_by("id")
-            .values_list("id", "slug", "name")
+            .values_list("id", "slug", "name", "colour")
         )
     }
     return _Window(location, lo, hi, zone_offsets(zone, lo, hi), resources, types)
+
+
+def type_colours(location: Location) -> dict[int, str]:
+    """Each type's colour on the calendar: its own, or the palette's by its place among the
+    location's types (by id), as :func:`calendar_window` gives it."""
+    rows = AppointmentType.objects.filter(location=location).order_by("id")
+    return {
+        tid: colour or PALETTE[n % len(PALETTE)]
+        for n, (tid, colour) in enumerate(rows.values_list("id", "colour"))
+    }
 
 
 def visits_sql(window: _Window) -> tuple[str, list[Any]]:

@@ -8,7 +8,6 @@ messages leads nowhere.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -27,6 +26,14 @@ from notifications.rendering import (
     sms_text,
 )
 from scheduling.models import AppointmentType
+from scheduling.wording import (  # noqa: F401 - the tests' word lists are these
+    DIAGNOSES,
+    DRUGS,
+    FASTING_WORDS,
+    NEVER_SAID,
+    TREATMENT_WORDS,
+    words_found,
+)
 
 SAMPLE_FIRST_NAME = "Alex"
 SAMPLE_LAST_NAME = "Sample"
@@ -34,87 +41,6 @@ SAMPLE_TIME = time(10, 0)
 # As long as a real secure link's token (256 bits, URL-safe base 64), so a text's length is
 # what a patient's would be.
 SAMPLE_TOKEN = "sample-link-for-preview-only-" + "x" * 14
-
-# DESIGN §2: never in a text message or an e-mail subject (and we keep them out of e-mail
-# bodies too: the details sit behind the secure link). Matched as whole words, in any case.
-TREATMENT_WORDS = (
-    "ketamine",
-    "esketamine",
-    "ketalar",
-    "spravato",
-    "infusion",
-    "infusions",
-    "IV",
-    "REMS",
-    "nasal spray",
-    "anesthesia",
-    "anaesthesia",
-    "psychiatric",
-    "psychiatry",
-    "psychedelic",
-    "mood",
-)
-DIAGNOSES = (
-    "depression",
-    "depressive",
-    "depressed",
-    "treatment-resistant",
-    "suicide",
-    "suicidal",
-    "PTSD",
-    "anxiety",
-    "bipolar",
-    "OCD",
-    "schizophrenia",
-    "chronic pain",
-    "CRPS",
-    "fibromyalgia",
-)
-DRUGS = (
-    "midazolam",
-    "lorazepam",
-    "ondansetron",
-    "zofran",
-    "naloxone",
-    "narcan",
-    "clonidine",
-    "propofol",
-    "benzodiazepine",
-    "antidepressant",
-    "antidepressants",
-    "SSRI",
-)
-# Fasting details go by e-mail or behind the link, never in a text message.
-FASTING_WORDS = (
-    "eat",
-    "eating",
-    "food",
-    "fast",
-    "fasting",
-    "solids",
-    "liquid",
-    "liquids",
-    "drink",
-    "drinking",
-    "nothing by mouth",
-    "NPO",
-)
-NEVER_SAID = TREATMENT_WORDS + DIAGNOSES + DRUGS
-
-
-def words_found(text: str, words: Iterable[str]) -> list[str]:
-    """Which of ``words`` (whole words or phrases, any case) ``text`` contains, as written in
-    the text, each once, in order of appearance."""
-    alternatives = "|".join(
-        re.escape(w) for w in sorted({w for w in words if w.strip()}, key=len, reverse=True)
-    )
-    if not alternatives:
-        return []
-    pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
-    found: dict[str, None] = {}
-    for match in pattern.finditer(text):
-        found.setdefault(match.group(0).lower(), None)
-    return list(found)
 
 
 @dataclass(frozen=True)

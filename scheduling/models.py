@@ -5,6 +5,7 @@ Nothing here knows about patients: booking builds on these models, never the oth
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from functools import cache, cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -16,6 +17,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
+from scheduling.wording import validate_neutral
+
 
 def validate_timezone(value: str) -> None:
     if value not in _zone_names():
@@ -25,6 +28,24 @@ def validate_timezone(value: str) -> None:
 @cache
 def _zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
+
+
+def validate_dark_colour(value: str) -> None:
+    """A colour white text stays readable on (WCAG AA, 4.5:1): the calendar writes its event
+    titles in white."""
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+        raise ValidationError("A colour as #rrggbb, e.g. #1f6feb.")
+
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (int(value[i : i + 2], 16) for i in (1, 3, 5))
+    luminance = 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b)
+    if 1.05 / (luminance + 0.05) < 4.5:
+        raise ValidationError(
+            f"{value} is too light for the calendar's white text: choose a darker colour."
+        )
 
 
 def region_codes(value: str) -> list[str]:
@@ -45,6 +66,7 @@ class Location(models.Model):
     name = models.CharField(max_length=120, help_text="Internal name, seen by staff only.")
     public_name = models.CharField(
         max_length=120,
+        validators=[validate_neutral],
         help_text="Neutral name shown to patients and used in messages; must not reveal the "
         "treatment.",
     )
@@ -351,9 +373,18 @@ class AppointmentType(models.Model):
     )
     name = models.CharField(max_length=120, help_text="Internal name, seen by staff only.")
     public_name = models.CharField(
-        max_length=120, help_text="Neutral name shown to patients and used in messages."
+        max_length=120,
+        validators=[validate_neutral],
+        help_text="Neutral name shown to patients and used in messages.",
     )
     kind = models.CharField(max_length=16, choices=AppointmentKind.choices)
+    colour = models.CharField(
+        max_length=7,
+        blank=True,
+        validators=[validate_dark_colour],
+        help_text="The type's colour on the staff calendar; empty: one of the calendar's own, "
+        "by the type's place in the list.",
+    )
     duration_minutes = models.PositiveSmallIntegerField(
         validators=[MinValueValidator(5), MaxValueValidator(12 * 60)]
     )

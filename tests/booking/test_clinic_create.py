@@ -116,6 +116,7 @@ def test_a_second_call_with_the_same_slug_is_refused_naming_the_slug() -> None:
     [
         ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
         ({"public_name": "  "}, "public_name"),
+        ({"public_name": "Riverside Ketamine"}, "public_name"),
         ({"name": ""}, "name"),
         ({"slug": "not a slug!"}, "slug"),
     ],

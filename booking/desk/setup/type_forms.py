@@ -88,6 +88,7 @@ class AppointmentTypeForm(DeskForm, forms.ModelForm):
             "name",
             "slug",
             "public_slug",
+            "colour",
             "kind",
             "duration_minutes",
             "grid_minutes",
@@ -109,6 +110,7 @@ class AppointmentTypeForm(DeskForm, forms.ModelForm):
             "name": "Internal name",
             "slug": "Internal short name (slug)",
             "public_slug": "Public short name",
+            "colour": "Colour on the calendar",
             "kind": "Kind of visit",
             "duration_minutes": "Duration (minutes)",
             "grid_minutes": "Start times every",
@@ -132,6 +134,8 @@ class AppointmentTypeForm(DeskForm, forms.ModelForm):
             "is empty, in patients' addresses. It cannot change later.",
             "public_slug": "In patients' addresses and the public API, neutral like the public "
             "name; empty: the internal short name.",
+            "colour": "As #rrggbb, dark enough for white text (the calendar's event titles); "
+            "empty: one of the calendar's own.",
             "min_notice_minutes": "How long before a visit online booking closes; 720 is 12 hours.",
             "needs_approval": "Required for every kind but a consultation: treatment is a "
             "prescriber's decision.",

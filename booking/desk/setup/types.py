@@ -7,9 +7,8 @@ need at other minutes), so both go through :func:`booking.desk.setup.base.guarde
 is refused with the visits listed (409) until the admin confirms, and those visits then go on
 the day board's "needs a new time" list.
 
-Colour: the calendar colours a type by its place among the location's types
-(``booking.calendar.PALETTE``); there is no colour to set, so these pages show the one the
-calendar derives.
+Colour: a type's own, or the calendar's palette by its place among the location's types
+(``booking.calendar.type_colours``); the pages show the one the calendar draws.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from booking.calendar import PALETTE
+from booking.calendar import PALETTE, type_colours
 from booking.desk.setup.base import audit_setup, guarded, render_setup, setup_required
 from booking.desk.setup.type_forms import (
     AppointmentTypeForm,
@@ -39,17 +38,6 @@ from scheduling.models import AppointmentType, Location, Resource, ResourceRequi
 
 SECTION = "setup-types"
 NEEDS_PREFIX = "needs"
-
-
-def type_colours(location: Location) -> dict[int, str]:
-    """Each type's colour on the calendar: by its place among the location's types, by id, as
-    ``booking.calendar.calendar_window`` gives it."""
-    ids = (
-        AppointmentType.objects.filter(location=location)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-    return {tid: PALETTE[n % len(PALETTE)] for n, tid in enumerate(ids)}
 
 
 def _type_at(location: Location, type_id: int) -> AppointmentType:

@@ -99,6 +99,7 @@ def test_saving_changes_the_location_and_audits_the_changed_fields(
         ("tentative_hold_minutes", "500", "less than or equal to 120"),
         ("phone", "12", "Enter a valid phone number"),
         ("public_name", "", "This field is required"),
+        ("public_name", "Midtown Ketamine", "must not name the treatment"),
     ],
 )
 def test_a_bad_setting_is_refused_naming_its_field(

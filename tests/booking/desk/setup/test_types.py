@@ -61,7 +61,7 @@ def the_type(location: Location, slug: str) -> AppointmentType:
 
 
 _FIELDS = [
-    *("public_name", "name", "slug", "public_slug", "kind", "duration_minutes"),
+    *("public_name", "name", "slug", "public_slug", "colour", "kind", "duration_minutes"),
     *("grid_minutes", "min_notice_minutes", "horizon_days", "is_active", "bookable_online"),
     *("needs_approval", "min_age_years", "fasting_solids_hours", "fasting_clear_liquids_hours"),
     *("escort_required", "no_driving_hours", "observation_minutes", "observation_from"),
@@ -287,6 +287,38 @@ def test_the_page_shows_the_type_and_saves_its_details_with_an_audit(
     assert (saved.public_name, saved.fasting_solids_hours) == ("Wellness session", 8)
     [row] = setup_audits(AuditAction.UPDATE, "appointmenttype")
     assert sorted(row.detail["changed"]) == ["fasting_solids_hours", "public_name"]
+
+
+def test_a_public_name_naming_the_treatment_is_refused_naming_the_field(
+    admin: Client, clinic: Location, infusion: AppointmentType
+) -> None:
+    protocols_install_defaults(location=clinic)
+
+    response = admin.post(type_url(infusion), details(infusion, public_name="Ketamine infusion"))
+
+    assert response.status_code == 400
+    assert "ketamine, infusion" in response.context["form"].errors["public_name"][0]
+    assert the_type(clinic, "iv-mood").public_name == infusion.public_name
+
+
+def test_a_colour_of_its_own_is_the_one_the_calendar_draws(
+    admin: Client, clinic: Location, infusion: AppointmentType
+) -> None:
+    protocols_install_defaults(location=clinic)
+
+    too_light = admin.post(type_url(infusion), details(infusion, colour="#ffee88"))
+    saved = admin.post(type_url(infusion), details(infusion, colour="#4b2e83"))
+
+    assert too_light.status_code == 400
+    assert "too light" in too_light.context["form"].errors["colour"][0]
+    assert saved.status_code == 302
+    calendar = admin.get(
+        "/api/v1/calendar/",
+        {"location": clinic.slug, "start": DAY.isoformat(), "end": DAY.isoformat()},
+    )
+    assert calendar.status_code == 200
+    assert '"#4b2e83"' in calendar.content.decode()
+    assert 'fill="#4b2e83"' in admin.get(types_url(clinic)).content.decode()
 
 
 def test_clear_liquids_may_not_stop_before_food(admin: Client, consultation) -> None:
