@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -94,9 +95,12 @@ def _closures_page(
         status=status,
         form=form,
         orphans=orphans,
-        closures=Closure.objects.filter(location=location, end__gt=timezone.now()).order_by(
-            "start"
-        ),
+        periods=[
+            (closure, reverse("setup-closure-remove", args=[location.pk, closure.pk]))
+            for closure in Closure.objects.filter(
+                location=location, end__gt=timezone.now()
+            ).order_by("start")
+        ],
     )
 
 

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Model
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -197,7 +198,10 @@ def _person_page(
         "overrides": sorted(overrides.items()),
         "time_off_form": forms.get("time_off_form")
         or LocalPeriodForm(zone=location.zone, now=now, prefix=TIME_OFF),
-        "time_off": TimeOff.objects.filter(resource=resource, end__gt=now).order_by("start"),
+        "periods": [
+            (off, reverse("setup-person-time-off-remove", args=[location.pk, resource.pk, off.pk]))
+            for off in TimeOff.objects.filter(resource=resource, end__gt=now).order_by("start")
+        ],
         "account": StaffProfile.objects.filter(resource=resource).select_related("user").first(),
         "refused": refused,
         "retry_url": retry_url,
