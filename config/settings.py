@@ -78,6 +78,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so its request latency (config.metrics, /metrics) includes everything below.
+    "config.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Early, so it also marks the answers the middleware below it gives (a CSRF refusal).
     "config.caching.NoStoreMiddleware",
@@ -281,6 +283,21 @@ ALTCHA_HMAC_KEY = env.str(
     validate=Length(min=32),
 )
 
+# --- Monitoring -------------------------------------------------------------------------------
+# /metrics (config.metrics) answers whoever sends "Authorization: Bearer <METRICS_TOKEN>"; with
+# no token, only requests from this machine's loopback that came through no proxy.
+METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
+    raise ImproperlyConfiguredError("METRICS_TOKEN must be at least 24 characters long")
+# Error reports to Sentry (or a compatible service) when set; patient data is scrubbed first
+# (config.errors). Off when empty.
+SENTRY_DSN: str = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT: str = env.str("SENTRY_ENVIRONMENT", default="production")
+if SENTRY_DSN:
+    from config.errors import start_error_reporting
+
+    start_error_reporting(SENTRY_DSN, environment=SENTRY_ENVIRONMENT)
+
 # --- Time and language ----------------------------------------------------------------------
 # Stored times are UTC; each location carries its own IANA zone for wall-clock rules.
 LANGUAGE_CODE = "en-us"
@@ -320,8 +337,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # follows from it, so development and production run the same code paths.
 HTTPS = env.bool("HTTPS", default=False)
 SECURE_SSL_REDIRECT = HTTPS
-# Health probes come from inside the container network over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Health probes and Prometheus' scrapes come from inside the container network over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if HTTPS else 0)

@@ -3,12 +3,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config.health import healthz
+from config.metrics import metrics
 from notifications import setup as reminder_setup
 from notifications.views import message_log
 from notifications.webhooks import sms_webhook
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("api/v1/", include("booking.api.urls")),
     path("", include("booking.portal.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
