@@ -7,9 +7,9 @@ PYTEST_ARGS ?=
 # The benchmarks need PostgreSQL; point DATABASE_URL elsewhere to use another server.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chairside_bench
 
-.PHONY: install run migrate seed test lint format typecheck migrations-check \
+.PHONY: install run migrate seed static test lint format typecheck migrations-check \
         deploy-check backup-drill bench bench-availability bench-booking-race bench-series bench-reminders \
-        bench-calendar load load-faults clean
+        bench-calendar bench-calendar-browser bench-peers bench-webhooks load load-faults clean
 
 install: $(VENV)/.installed
 
@@ -70,8 +70,20 @@ bench-series: install
 bench-reminders: install
 	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.reminders
 
+bench-webhooks: install
+	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.webhooks
+
 bench-calendar: install
 	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.calendar
+
+# The calendar page in Chromium (/usr/bin/chromium) on the same 50-staff clinic.
+bench-calendar-browser: install
+	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.calendar_browser
+
+# Side by side with django-appointment, installed into var/bench/peer-venv on the first run (which
+# needs the network, so it is not part of `bench`); its database is the bench one's name + _peer.
+bench-peers: install
+	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.peers
 
 # The system over HTTP (gunicorn on 127.0.0.1:8100, worker, beat, PostgreSQL, Redis) under a
 # mixed load, then the integrity report; its own database chairside_load (LOAD_ARGS: --users …).
