@@ -25,8 +25,12 @@ migrate: install
 seed: migrate
 	$(PY) manage.py seed_demo
 
+# The static files under VAR_DIR as the site serves them: hashed names, each with its .gz and .br.
+static: install
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+
 # Web on http://127.0.0.1:8000, a Celery worker and beat, all in the foreground (Ctrl-C stops).
-run: seed
+run: seed static
 	$(BIN)/honcho start -f Procfile
 
 test: install

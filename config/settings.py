@@ -16,6 +16,7 @@ import django_stubs_ext
 from csp.constants import NONE, SELF
 from environs import Env, EnvError
 from marshmallow.validate import Length, OneOf, Range
+from whitenoise.compress import Compressor
 
 # Lets the admin and querysets be subscripted at run time as the type stubs describe them.
 django_stubs_ext.monkeypatch()
@@ -83,7 +84,10 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Early, so it also marks the answers the middleware below it gives (a CSRF refusal).
     "config.caching.NoStoreMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.compression.StaticFilesMiddleware",
+    # Below the static files (they have their compressed copies) and above everything that may
+    # still write a response's body.
+    "config.compression.CompressedDataMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -324,13 +328,18 @@ STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns about a missing root
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        # No manifest: pages must render before (or without) collectstatic, as in tests.
-        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        # collectstatic (the Dockerfile, make run) writes each file under a name carrying a hash
+        # of its content, beside a .gz and a .br of it, and the manifest the pages' links are
+        # taken from: a changed file gets a new address, so a browser keeps each one for a year
+        # (config.compression.StaticFilesMiddleware). Under DEBUG the links are the plain names.
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
-# Serve straight from the apps' static folders when collectstatic has not run (tests, make run).
-WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
+# The apps' own folders, as they are edited (no hash, no compressed copy), only when developing.
+WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
+# Source maps are fetched by a developer's tools only: compressing them is most of the build's time.
+WHITENOISE_SKIP_COMPRESS_EXTENSIONS = [*Compressor.SKIP_COMPRESS_EXTENSIONS, "map"]
 
 # --- Security ---------------------------------------------------------------------------------
 # HTTPS=true is how a deployment behind TLS says so; everything that only makes sense over TLS

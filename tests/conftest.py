@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.db.backends.base.operations import BaseDatabaseOperations
-from django.test import Client
+from django.test import Client, override_settings
 
 from booking.defaults import protocols_install_defaults
 from booking.eligibility import (
@@ -59,6 +59,21 @@ def proof_of_work_off(settings: Any) -> None:
     """The booking tests book many times from one address: the proof of work asked after a
     threshold (booking.pow) is tested on its own (tests/booking/test_pow.py), which lowers it."""
     settings.POW_AFTER_ATTEMPTS = 1_000_000
+
+
+@pytest.fixture(scope="session", autouse=True)
+def static_files_from_the_apps() -> Iterator[None]:
+    """collectstatic does not run for the tests: pages link the apps' files by their own names
+    and WhiteNoise serves them from the apps' folders. The hashed, compressed files production
+    serves are tested in tests/config/test_compression.py."""
+    with override_settings(
+        STORAGES={
+            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+        WHITENOISE_USE_FINDERS=True,
+    ):
+        yield
 
 
 # booking 0008: the audit log refuses TRUNCATE, even to its owner.
