@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, time, timedelta
 
 from django.db import transaction
 
@@ -71,3 +71,17 @@ def demo_resources_create(location: Location) -> None:
         )
         _hours(chair, [(time(7, 30), time(18, 0))])
         _hours(chair, [(time(9, 0), time(14, 0))], days=range(5, 6))
+
+
+def demo_weekdays(today: date) -> list[date]:
+    """The demo's three weeks around ``today`` (a clinic's local date): Monday of last week to
+    Friday of next week, weekdays only, as the demo's staff work."""
+    monday = today - timedelta(days=today.weekday() + 7)
+    days = (monday + timedelta(days=n) for n in range(19))
+    return [day for day in days if day.weekday() in WEEKDAYS]
+
+
+def demo_board_day(today: date) -> date:
+    """The day whose board shows a visit at every step: today, or the Friday before on a
+    weekend, when the demo clinic is closed."""
+    return today - timedelta(days=max(0, today.weekday() - 4))
