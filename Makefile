@@ -60,7 +60,8 @@ deploy-check: install
 backup-drill: install
 	$(PY) -m config.backup drill
 
-bench: bench-availability bench-booking-race bench-series bench-reminders bench-calendar
+bench: bench-availability bench-booking-race bench-series bench-reminders bench-calendar bench-webhooks \
+       bench-calendar-browser
 
 bench-availability: install
 	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.availability

@@ -36,6 +36,7 @@ from booking.models import (
     AppointmentEvent,
     AppointmentStatus,
 )
+from booking.signals import visit_progressed
 from scheduling.clock import clinic_time
 from scheduling.models import AppointmentKind
 
@@ -209,6 +210,7 @@ def appointment_check_in(
         current.status, current.checked_in_at = S.CHECKED_IN, now
         current.save(update_fields=fields)
         _event(current, "checked_in", by, now)
+        visit_progressed.send(sender=Appointment, appointment=current, step="checked_in", now=now)
     return current
 
 
@@ -234,6 +236,7 @@ def _step(
         fields = change(current, now)
         current.save(update_fields=[*fields, "updated_at"])
         _event(current, kind, by, now)
+        visit_progressed.send(sender=Appointment, appointment=current, step=kind, now=now)
     return current
 
 

@@ -41,7 +41,7 @@ from booking.models import (
     SeriesStatus,
     TreatmentPlan,
 )
-from booking.signals import appointment_changed
+from booking.signals import appointment_changed, plan_decided
 from scheduling.models import AppointmentKind, AppointmentType, Location
 
 APPROVALS = frozenset({DecisionOutcome.APPROVED, DecisionOutcome.APPROVED_WITH_CONDITIONS})
@@ -296,6 +296,7 @@ def eligibility_decide(
         )
         in_force = TreatmentPlan.objects.filter(patient=patient, revoked_at__isnull=True)
         terms = checked.terms
+        plan: TreatmentPlan | None = None
         if terms is None:
             stopped = list(in_force.select_related("protocol"))
             in_force.update(revoked_at=now)
@@ -304,7 +305,7 @@ def eligibility_decide(
             in_force.filter(protocol__appointment_type=terms.protocol.appointment_type).update(
                 revoked_at=now
             )
-            TreatmentPlan.objects.create(
+            plan = TreatmentPlan.objects.create(
                 patient=patient,
                 decision=decision,
                 protocol=terms.protocol,
@@ -312,6 +313,14 @@ def eligibility_decide(
                 valid_until=terms.valid_until,
                 conditions=decision.conditions,
             )
+        plan_decided.send(
+            sender=EligibilityDecision,
+            patient=patient,
+            decision=decision,
+            plan=plan,
+            change="decided",
+            now=now,
+        )
     return decision
 
 
@@ -331,6 +340,14 @@ def plan_revoke(
         plan.refresh_from_db(fields=["revoked_at"])
         if revoked:
             _plans_stop(plan.patient, [plan], reason="Treatment plan withdrawn", now=now)
+            plan_decided.send(
+                sender=TreatmentPlan,
+                patient=plan.patient,
+                decision=None,
+                plan=plan,
+                change="revoked",
+                now=now,
+            )
     return plan
 
 

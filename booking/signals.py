@@ -26,6 +26,15 @@ plan held, once per stop: notifications asks the patient, neutrally, to call the
 ``location`` once the new location's defaults (types, protocols, intake questions) are in:
 notifications installs the reminder rules of its types. A receiver may return one line saying
 what it installed, for the ``clinic_create`` command to print.
+
+``visit_progressed`` is sent by each step at the desk (``booking.checkin``), inside the step's
+transaction, with ``appointment`` and ``step``: the kind of the visit's event it recorded
+(``checked_in``, ``in_chair``, ``recovering``, ``escort_present``, ``discharged``, ``no_show``)
+and ``now``. Those steps change no plan of messages, so they are not ``appointment_changed``.
+
+``plan_decided`` is sent inside the transaction of an eligibility decision (``change`` is
+``decided``, with the ``decision`` and the ``plan`` it created, None for a decline) or of a
+plan's withdrawal (``change`` is ``revoked``, ``decision`` None), with ``patient`` and ``now``.
 """
 
 from django.dispatch import Signal
@@ -45,3 +54,5 @@ appointment_changed = Signal()
 patient_link_requested = Signal()
 waitlist_offer_made = Signal()
 location_set_up = Signal()
+visit_progressed = Signal()
+plan_decided = Signal()

@@ -67,6 +67,7 @@ from booking.access.client import client_ip  # noqa: E402
 from booking.signals import appointment_changed  # noqa: E402
 from config.celery import app as celery_app  # noqa: E402
 from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage  # noqa: E402
+from notifications.webhooks_outbox import webhook_deliveries_by_status  # noqa: E402
 
 logger = logging.getLogger(__name__)
 # No "_created" series beside each counter: multiprocess mode has none, and a scrape should
@@ -174,6 +175,7 @@ class StateCollector(Collector):
         )
         for name, part in (
             ("outbox", _outbox),
+            ("webhooks", _webhooks),
             ("celery", _celery),
             ("database", _database),
         ):
@@ -262,6 +264,18 @@ def _outbox() -> Iterable[GaugeMetricFamily]:
     )
     lateness.add_metric([], oldest)
     return [*families.values(), failed_family, lateness]
+
+
+def _webhooks() -> Iterable[GaugeMetricFamily]:
+    family = GaugeMetricFamily(
+        "chairside_webhook_deliveries",
+        "Webhook deliveries waiting (pending), being sent (sending), and failed for good in the "
+        "last 24 hours (failed_24h).",
+        labels=["status"],
+    )
+    for status, count in webhook_deliveries_by_status(now=timezone.now()).items():
+        family.add_metric([status], count)
+    return [family]
 
 
 def _celery() -> Iterable[GaugeMetricFamily]:

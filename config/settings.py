@@ -302,6 +302,22 @@ if SENTRY_DSN:
 
     start_error_reporting(SENTRY_DSN, environment=SENTRY_ENVIRONMENT)
 
+# --- Outbound webhooks -----------------------------------------------------------------------
+# Receivers are public https:// addresses unless these say otherwise (a clinic's integration
+# engine on its own network): a choice made here, not by whoever can open the setup page.
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", default=DEBUG)
+WEBHOOKS_ALLOW_HTTP = env.bool("WEBHOOKS_ALLOW_HTTP", default=DEBUG)
+# Seconds to connect, and for the whole request; a receiver that takes longer is retried later.
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=5.0, validate=Range(min=0.1))
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0, validate=Range(min=0.1))
+# Tries before an event is marked failed (backoff from 30 s, doubling, at most 6 h apart).
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=10, validate=Range(min=1))
+WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=200, validate=Range(min=1))
+# A claim left by a worker that died is given back after this many seconds.
+WEBHOOK_STALE_CLAIM_SECONDS = env.int(
+    "WEBHOOK_STALE_CLAIM_SECONDS", default=300, validate=Range(min=30)
+)
+
 # --- Time and language ----------------------------------------------------------------------
 # Stored times are UTC; each location carries its own IANA zone for wall-clock rules.
 LANGUAGE_CODE = "en-us"

@@ -7,6 +7,7 @@ from config.metrics import metrics
 from notifications import setup as reminder_setup
 from notifications.views import message_log
 from notifications.webhooks import sms_webhook
+from notifications.webhooks_setup import webhook_edit, webhooks_list
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -43,6 +44,12 @@ urlpatterns = [
         "staff/setup/<int:location_id>/reminders/jobs/<int:job_id>/",
         reminder_setup.replan_job_status,
         name="setup-reminders-job",
+    ),
+    path("staff/setup/<int:location_id>/webhooks/", webhooks_list, name="setup-webhooks"),
+    path(
+        "staff/setup/<int:location_id>/webhooks/<int:subscription_id>/",
+        webhook_edit,
+        name="setup-webhook",
     ),
     path("staff/", include("booking.desk.urls")),
     path("admin/", admin.site.urls),

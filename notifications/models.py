@@ -259,3 +259,152 @@ class ReplanJob(models.Model):
 
 
 DEFAULT_EVENING_TIME = time(19, 0)
+
+
+class WebhookEventType(models.TextChoices):
+    """What a webhook subscription may ask to be told about."""
+
+    VISIT_BOOKED = "visit.booked", "A visit was booked"
+    VISIT_MOVED = "visit.moved", "A visit was moved"
+    VISIT_CANCELLED = "visit.cancelled", "A visit was cancelled"
+    VISIT_CHECKED_IN = "visit.checked_in", "A patient checked in"
+    VISIT_DISCHARGED = "visit.discharged", "A patient was discharged"
+    VISIT_NO_SHOW = "visit.no_show", "A visit became a no-show"
+    PLAN_DECIDED = "plan.decided", "An eligibility decision was recorded"
+    PLAN_REVOKED = "plan.revoked", "A treatment plan was withdrawn"
+
+
+# Sent by the setup page's "Send test event" button only; no subscription asks for it.
+WEBHOOK_TEST_EVENT = "webhook.test"
+
+
+class WebhookSubscription(models.Model):
+    """An address at one location that is told, signed, about the events it chose.
+
+    The secret is kept as issued (``whsec_`` and base64, the Standard Webhooks form): signing
+    needs the secret itself, so it cannot be stored hashed like a link token. It is shown once,
+    when made or rotated.
+    """
+
+    location = models.ForeignKey(
+        "scheduling.Location", on_delete=models.CASCADE, related_name="webhook_subscriptions"
+    )
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=120, blank=True)
+    events = models.JSONField(default=list)
+    # Names, birth date and contact details in each payload; ids and times only otherwise.
+    include_patient = models.BooleanField(default=False)
+    secret = models.CharField(max_length=80)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    secret_rotated_at = models.DateTimeField(null=True, blank=True)
+    # Set when the receiver did not answer at all: its events wait until then, so a receiver
+    # that is down or hangs costs a worker one timeout per retry, not one per event.
+    retry_after = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["location", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(secret__startswith="whsec_"),  # noqa: S106 - a prefix, no secret
+                name="webhook_secret_standard_form",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, event_type: str) -> bool:
+        return self.is_active and event_type in self.events
+
+
+class WebhookStatus(models.TextChoices):
+    PENDING = "pending", "Waiting"
+    SENDING = "sending", "Sending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one subscription: the webhooks' outbox row.
+
+    Written in the transaction of the change it tells of; sent by the sweep. ``event_id`` is
+    the ``webhook-id`` header, the same on every try, so a receiver can tell a retry from a new
+    event; one subscription gets one row per event id, whatever sends the announcement twice.
+    """
+
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
+    event_id = models.CharField(max_length=40)
+    event_type = models.CharField(max_length=32)
+    # The body as first written: a retry or "send again" sends the same event.
+    payload = models.JSONField()
+    occurred_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=12, choices=WebhookStatus.choices, default=WebhookStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    # "Send again" was pressed: the next try is logged as asked for, not scheduled.
+    resend_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "event_id"], name="webhook_one_delivery_per_event"
+            ),
+        ]
+        indexes = [
+            # The sweep's probe: due waiting rows, oldest first.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhook_due_pending",
+                condition=Q(status="pending"),
+            ),
+            models.Index(
+                fields=["claimed_at"],
+                name="webhook_sending_claimed",
+                condition=Q(status="sending"),
+            ),
+            # A subscription's delivery log, newest first.
+            models.Index(fields=["subscription", "-created_at"], name="webhook_log"),
+            # The failures of the last day, for the metrics (few rows, however long the log).
+            models.Index(
+                fields=["updated_at"],
+                name="webhook_failed",
+                condition=Q(status="failed"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} to {self.subscription_id}"
+
+
+class WebhookAttempt(models.Model):
+    """Every try at delivering a webhook, for the subscription's delivery log."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="tries")
+    at = models.DateTimeField()
+    outcome = models.CharField(max_length=16)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    # Started by "Send again" rather than by the schedule.
+    manual = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} at {self.at:%Y-%m-%d %H:%M}"

@@ -15,6 +15,12 @@ from notifications.delivery import (
     message_send,
 )
 from notifications.rules import replan_job_run
+from notifications.webhooks_outbox import (
+    DELIVER_WEBHOOKS_TASK,
+    SEND_WEBHOOKS_TASK,
+    webhook_deliver_due,
+    webhook_send_batch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,3 +71,17 @@ def replan_job_queue(job_id: int) -> None:
             replan_job_run(job_id=job_id)
 
     transaction.on_commit(enqueue)
+
+
+@shared_task(name=DELIVER_WEBHOOKS_TASK, ignore_result=True)
+def deliver_webhooks() -> int:
+    return webhook_deliver_due()
+
+
+@shared_task(
+    name=SEND_WEBHOOKS_TASK, ignore_result=True, acks_late=True, reject_on_worker_lost=True
+)
+def send_webhooks(delivery_ids: list[int]) -> None:
+    # One receiver's events, oldest first. Redelivered after a worker dies: rows already
+    # recorded are no longer "sending" and are passed over.
+    webhook_send_batch(delivery_ids=delivery_ids)

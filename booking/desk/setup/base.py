@@ -30,6 +30,7 @@ SECTIONS: list[tuple[str, str]] = [
     ("setup-types", "Types of visit"),
     ("setup-protocols", "Protocols"),
     ("setup-reminders", "Reminders"),
+    ("setup-webhooks", "Webhooks"),
     ("setup-intake", "Intake questions"),
     ("setup-accounts", "Staff accounts"),
 ]

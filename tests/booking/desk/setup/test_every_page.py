@@ -20,7 +20,8 @@ from booking.access.roles import Role
 from booking.defaults import protocols_install_defaults
 from booking.models import Contraindication, IntakeOption, Protocol
 from booking.services import appointment_book
-from notifications.models import ReplanJob
+from notifications.models import ReplanJob, WebhookSubscription
+from notifications.webhooks_outbox import webhook_secret_new
 from scheduling.models import (
     AppointmentType,
     Closure,
@@ -112,6 +113,13 @@ def world(clinic: Location, make_location: Any) -> World:
         "protocol_id": protocol.pk,
         "account_id": colleague.pk,
         "job_id": job.pk,
+        "subscription_id": WebhookSubscription.objects.create(
+            location=here,
+            url="https://hooks.example.com/",
+            events=["visit.booked"],
+            secret=webhook_secret_new(),
+            created_at=NOW,
+        ).pk,
     }
     elsewhere = make_location()
     return World(
