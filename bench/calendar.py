@@ -13,6 +13,10 @@ hour and a prescriber for the first 15 minutes: ~4,900 visits in the measured we
 waitlist, no-shows, series sessions or cancelled; eight weeks of history and three weeks ahead
 make the tables ~60,000 visits and ~180,000 allocations.
 
+The endpoint draws each visit once per staff column it holds, at that column's own time (the
+prescriber's 15 minutes), with turnover and "n of 3 chairs watched" pieces; the baseline lists
+each visit once with its allocations, which carry the same times.
+
 Both sides run the endpoint's view function (``CalendarData``, through DRF's request handling,
 permission checks, validation and the audit row) on a request built by ``APIRequestFactory``,
 without the middleware: ours builds the body with ``booking.calendar.calendar_json``, the
@@ -336,9 +340,11 @@ def baseline_view() -> Any:
             fields = ["id", "name"]
 
     class ModelSerializerCalendar(CalendarData):
-        def render_body(self, *, location: Any, first_day: date, last_day: date, by: Any) -> str:
+        def render_body(
+            self, *, location: Any, first_day: date, last_day: date, by: Any, **_: Any
+        ) -> str:
             resources = Resource.objects.filter(
-                location=location, kind=COLUMN_KINDS[by], is_active=True
+                location=location, kind__in=COLUMN_KINDS[by], is_active=True
             ).order_by("role", "name", "id")
             lo = from_minutes(local_day_bounds(location.zone, first_day)[0])
             hi = from_minutes(local_day_bounds(location.zone, last_day)[1])
@@ -416,15 +422,23 @@ def main() -> None:
     body = json.loads(call(ours).content)
     slow = json.loads(call(baseline).content)
     shown = calendar_load(location=location, first_day=FIRST_DAY, last_day=LAST_DAY, by="staff")
-    held = sum(1 for e in body["events"] if e["status"] == "held")
-    sessions = sum(1 for e in body["events"] if e["series"])
+    kinds = {"visit": 0, "turnover": 0, "watch": 0}
+    shown_visits: dict[str, dict[str, Any]] = {}
+    for event in body["events"]:
+        kinds[event["kind"]] += 1
+        if event["kind"] == "visit":
+            shown_visits.setdefault(event["visit"], event)
+    held = sum(1 for e in shown_visits.values() if e["status"] == "held")
+    sessions = sum(1 for e in shown_visits.values() if e["series"])
     print(
         f"week: {FIRST_DAY}..{LAST_DAY} ({ZONE_NAME}), {len(body['resources'])} staff columns, "
-        f"{len(body['events'])} visits ({held} held, {sessions} series sessions), "
-        f"{sum(len(e['resourceIds']) for e in body['events'])} event-column pairs, "
-        f"{len(call(ours).content) / 1024:.0f} KiB; baseline {len(slow['events'])} visits"
+        f"{len(shown_visits)} visits ({held} held, {sessions} series sessions), "
+        f"{kinds['visit']} visit events (one per visit and column), {kinds['turnover']} "
+        f"turnover, {kinds['watch']} watch pieces, {len(call(ours).content) / 1024:.0f} KiB; "
+        f"baseline {len(slow['events'])} visits"
     )
-    if len(body["events"]) != len(slow["events"]) or body["events"] != shown["events"]:
+    baseline_visits = {e["reference"] for e in slow["events"]}
+    if set(shown_visits) != baseline_visits or body["events"] != shown["events"]:
         sys.exit("the endpoint and the baseline disagree on the visits shown")
 
     for _ in range(20):  # warm-up: imports, caches, PostgreSQL's buffers and plans
@@ -438,13 +452,14 @@ def main() -> None:
     endpoint, _ = timed(lambda _: call(ours), args.iterations)
 
     def rows_only(_: Any) -> None:
-        # The floor under the selector: its reads of the week (the columns and types, the
-        # visits with their patients, the lanes on the columns) fetched, nothing done with them.
+        # The floor under the selector: its reads of the week (the resources, types and needs,
+        # the visits with their patients, the lanes of the location's resources) fetched,
+        # nothing done with them.
         window = calendar_window(
             location=location, first_day=FIRST_DAY, last_day=LAST_DAY, by="staff"
         )
         with connection.cursor() as cursor:
-            for sql, params in (visits_sql(window), lanes_sql(window)):
+            for sql, params in (visits_sql(window), lanes_sql(window, sorted(window.known))):
                 cursor.execute(sql, params)
                 cursor.fetchall()
 
@@ -454,7 +469,7 @@ def main() -> None:
     reference, _ = timed(lambda _: call(baseline), args.baseline_iterations)
 
     rows = [
-        ("the selector's reads alone (columns, types, visits, lanes), fetched", fetch),
+        ("the selector's reads alone (resources, types, needs, visits, lanes), fetched", fetch),
         ("selector (calendar_json)", selector),
         ("endpoint view (selector + JSON, DRF request, audit row)", endpoint),
         ("baseline view (nested ModelSerializer)", reference),

@@ -825,3 +825,45 @@ class WaitlistOffer(models.Model):
 
     def __str__(self) -> str:
         return f"offer {self.start:%Y-%m-%d %H:%M} to entry {self.entry_id}"
+
+
+class CalendarFeed(models.Model):
+    """A read-only iCalendar feed a calendar app subscribes to: one staff member's or place's
+    visits at a location (``resource``), or every visit of the location (no resource, the
+    desk's). Its secret URL's token is stored only as its SHA-256; a revoked feed answers 404
+    like one that never was. Patients' names appear only when ``show_patient_names`` is on."""
+
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="+")
+    resource = models.ForeignKey(
+        Resource, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    show_patient_names = models.BooleanField(
+        default=False,
+        help_text="Events name the patient (otherwise the visit's public type and reference).",
+    )
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One live feed per resource and location, and one for the location itself: issuing
+            # anew revokes the old one.
+            models.UniqueConstraint(
+                fields=["location", "resource"],
+                condition=Q(revoked_at__isnull=True, resource__isnull=False),
+                name="calendar_feed_one_live_per_resource",
+            ),
+            models.UniqueConstraint(
+                fields=["location"],
+                condition=Q(revoked_at__isnull=True, resource__isnull=True),
+                name="calendar_feed_one_live_per_location",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = f"resource {self.resource_id}" if self.resource_id else "location"
+        return f"calendar feed of {target} at {self.location_id}"

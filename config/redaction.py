@@ -19,10 +19,12 @@ import re
 MASK = "[redacted]"
 
 # The first segment after these path prefixes is a credential (booking.portal.urls): the secure
-# link, a waitlist offer, the e-mailed confirmation of an online booking; "sent" is the one fixed
-# page among them. tests/config/test_redaction.py checks every URL pattern with a token in it.
+# link, a waitlist offer, the e-mailed confirmation of an online booking, a staff calendar feed
+# (booking.api.feeds); "sent" is the one fixed page among them. tests/config/test_redaction.py
+# checks every URL pattern with a token in it.
 _TOKEN_SEGMENT = re.compile(
-    r"(?P<prefix>/(?:a|w|book/confirm)/)(?!sent(?:[/?#\s\"'<>]|$))(?P<token>[^/?#\s\"'<>]+)"
+    r"(?P<prefix>/(?:a|w|book/confirm|api/v1/feeds)/)(?!sent(?:[/?#\s\"'<>]|$))"
+    r"(?P<token>[^/?#\s\"'<>]+)"
 )
 # A staff invitation's set-password link: the account's id and the token after it
 # (booking.desk.setup.accounts); "set-password" is the page the token is swapped for.

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from booking.api import appointments, calendar, plans, public, series
+from booking.api import appointments, calendar, feeds, plans, public, series
 
 urlpatterns = [
     path("locations/", public.LocationList.as_view(), name="api-locations"),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("bookings/", public.BookingCreate.as_view(), name="api-bookings"),
     path("pow/challenge/", public.ProofOfWorkChallenge.as_view(), name="api-pow-challenge"),
     path("calendar/", calendar.CalendarData.as_view(), name="api-calendar"),
+    path("feeds/<str:token>.ics", feeds.calendar_feed, name="api-calendar-feed"),
     path("appointments/", appointments.AppointmentList.as_view(), name="api-appointments"),
     path("patients/", appointments.PatientSearch.as_view(), name="api-patients"),
     path(

@@ -177,7 +177,7 @@ class TestOneCalendar:
 
         assert columns == {"uptown": ["Dr. Both"], "downtown": ["Dr. Both"]}
         # Each site shows its own visits only: the patient seen uptown is not downtown's.
-        assert [e["id"] for e in events["uptown"]] == [visit.reference]
+        assert [e["visit"] for e in events["uptown"] if e["kind"] == "visit"] == [visit.reference]
         assert events["downtown"] == []
 
     def test_the_appointment_list_filters_by_a_visiting_person(self, sites, make_patient):

@@ -1,6 +1,6 @@
 """/staff/setup/<location>/: a location's own settings (names, zone, contact, quiet hours, the
-patient-facing rules), and its closures (/staff/setup/<location>/closures/). Creating a location
-is the setup home's (a superuser's) job.
+patient-facing rules, the desk's calendar feed of every visit), and its closures
+(/staff/setup/<location>/closures/). Creating a location is the setup home's (a superuser's) job.
 
 A new time zone moves every local rule with it, the weekly hours included: hours that were
 09:00-17:00 in New York are other instants in Chicago. Changing the zone therefore goes through
@@ -20,6 +20,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from booking.desk.setup.base import audit_setup, guarded, render_setup, setup_required
 from booking.desk.setup.forms import LocalPeriodForm, LocationForm
+from booking.desk.setup.people import (
+    FEED,
+    FeedForm,
+    feed_card,
+    feed_issue_from,
+    feed_revoke_from,
+)
 from booking.models import Appointment, AuditAction
 from scheduling.models import Closure, Location
 
@@ -33,6 +40,8 @@ def _page(
     *,
     orphans: list[Appointment] | None = None,
     status: int = 200,
+    feed_form: FeedForm | None = None,
+    feed_url: str = "",
 ) -> HttpResponse:
     return render_setup(
         request,
@@ -42,6 +51,15 @@ def _page(
         status=status,
         form=form,
         orphans=orphans,
+        **feed_card(
+            location,
+            None,
+            form=feed_form or FeedForm(prefix=FEED),
+            issue_url=reverse("setup-location-feed", args=[location.pk]),
+            revoke_url=reverse("setup-location-feed-revoke", args=[location.pk]),
+            subject=f"every visit at {location.name}, for the desk",
+            feed_url=feed_url,
+        ),
     )
 
 
@@ -74,6 +92,28 @@ def location_edit(request: HttpRequest, location: Location) -> HttpResponse:
     audit_setup(request, AuditAction.UPDATE, form.instance, location=location, changed=changed)
     messages.success(request, f"{form.instance.name}: settings saved.")
     return redirect("setup-location", location.pk)
+
+
+@require_POST
+@setup_required
+def location_feed(request: HttpRequest, location: Location) -> HttpResponse:
+    """Issue the desk's feed of every visit here; its address is on this answer only."""
+    feed_form, url = feed_issue_from(request, location, None)
+    return _page(
+        request,
+        location,
+        LocationForm(instance=location),
+        feed_form=feed_form,
+        feed_url=url,
+        status=200 if url else 400,
+    )
+
+
+@require_POST
+@setup_required
+def location_feed_revoke(request: HttpRequest, location: Location) -> HttpResponse:
+    feed_revoke_from(request, location, None)
+    return redirect(reverse("setup-location", args=[location.pk]) + "#feed-title")
 
 
 # --- Closures ---------------------------------------------------------------------------------

@@ -11,6 +11,10 @@ Every change that can take time away (fewer hours, a date override, time off, a 
 deactivating) goes through :func:`booking.desk.setup.base.guarded`: a change that would leave a
 booked visit without this resource is refused with the visits listed, or saved once confirmed
 with the visits put on the day board's "needs a new time" list.
+
+A person's or place's page also issues and revokes their calendar feed (``booking.feeds``); the
+location's page does the same for the desk's feed of every visit, with the form and the card
+defined here.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import Model
+from django.forms import BooleanField, Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -39,7 +44,8 @@ from booking.desk.setup.forms import (
     ResourceForm,
     WeeklyHoursForm,
 )
-from booking.models import Appointment, AuditAction, StaffProfile
+from booking.feeds import feed_issue, feed_revoke, live_feeds
+from booking.models import Appointment, AuditAction, CalendarFeed, StaffProfile
 from scheduling.hours import (
     date_override_set,
     hours_here,
@@ -60,6 +66,7 @@ from scheduling.models import (
 
 # The time-off form's prefix on the person's page (the override form has a start and end too).
 TIME_OFF = "time-off"
+FEED = "feed"
 
 
 def _today(location: Location, now: datetime) -> date:
@@ -203,6 +210,15 @@ def _person_page(
             for off in TimeOff.objects.filter(resource=resource, end__gt=now).order_by("start")
         ],
         "account": StaffProfile.objects.filter(resource=resource).select_related("user").first(),
+        **feed_card(
+            location,
+            resource,
+            form=forms.get("feed_form") or FeedForm(prefix=FEED),
+            issue_url=reverse("setup-person-feed", args=[location.pk, resource.pk]),
+            revoke_url=reverse("setup-person-feed-revoke", args=[location.pk, resource.pk]),
+            subject=f"{resource.name}'s visits at {location.name}, at the times they are needed",
+            feed_url=forms.get("feed_url", ""),
+        ),
         "refused": refused,
         "retry_url": retry_url,
         "orphans": orphans,
@@ -483,6 +499,95 @@ def person_time_off_drop(
         time_off.delete()
     messages.success(request, f"{resource.name}: time off removed.")
     return redirect("setup-person", location.pk, resource.pk)
+
+
+# --- Calendar feeds ------------------------------------------------------------------------------
+
+
+class FeedForm(Form):
+    show_patient_names = BooleanField(
+        label="Name the patients in the events",
+        required=False,
+        help_text="Off: only the visit's public type and reference. Anyone holding the address "
+        "reads what the feed shows.",
+    )
+
+
+def feed_card(
+    location: Location,
+    resource: Resource | None,
+    *,
+    form: FeedForm,
+    issue_url: str,
+    revoke_url: str,
+    subject: str,
+    feed_url: str = "",
+) -> dict[str, Any]:
+    """The context of ``staff/setup/_feed.html`` for the feed of ``resource`` (of the location
+    without one)."""
+    return {
+        "feed": live_feeds(location).filter(resource=resource).first(),
+        "feed_form": form,
+        "feed_url": feed_url,
+        "feed_issue_url": issue_url,
+        "feed_revoke_url": revoke_url,
+        "feed_subject": subject,
+    }
+
+
+def feed_issue_from(
+    request: HttpRequest, location: Location, resource: Resource | None
+) -> tuple[FeedForm, str]:
+    """Issue a feed from the posted form: ``(form, the feed's address)``, the address empty when
+    the form was refused. The address is shown once, on the page answering this request: only
+    its hash is kept."""
+    form = FeedForm(request.POST, prefix=FEED)
+    if not form.is_valid():
+        return form, ""
+    names = form.cleaned_data["show_patient_names"]
+    with transaction.atomic():
+        feed, token = feed_issue(
+            location=location, resource=resource, show_patient_names=names, by=request.user
+        )
+        audit_setup(
+            request,
+            AuditAction.CREATE,
+            feed,
+            location=location,
+            changed=["calendar_feed", *(["show_patient_names"] if names else [])],
+        )
+    return FeedForm(prefix=FEED), request.build_absolute_uri(
+        reverse("api-calendar-feed", args=[token])
+    )
+
+
+def feed_revoke_from(request: HttpRequest, location: Location, resource: Resource | None) -> None:
+    """Revoke the live feed of ``resource`` (of the location without one); 404 when none is."""
+    feed: CalendarFeed | None = live_feeds(location).filter(resource=resource).first()
+    if feed is None:
+        raise Http404("No feed is live.")
+    with transaction.atomic():
+        if feed_revoke(feed=feed):
+            audit_setup(request, AuditAction.UPDATE, feed, location=location, changed=["revoked"])
+    messages.success(request, "Calendar feed revoked: its address no longer works.")
+
+
+@require_POST
+@setup_required
+def person_feed(request: HttpRequest, location: Location, resource_id: int) -> HttpResponse:
+    resource = _resource(location, resource_id)
+    form, url = feed_issue_from(request, location, resource)
+    if not url:
+        return _person_page(request, location, resource, status=400, feed_form=form)
+    return _person_page(request, location, resource, feed_form=form, feed_url=url)
+
+
+@require_POST
+@setup_required
+def person_feed_revoke(request: HttpRequest, location: Location, resource_id: int) -> HttpResponse:
+    resource = _resource(location, resource_id)
+    feed_revoke_from(request, location, resource)
+    return redirect(reverse("setup-person", args=[location.pk, resource.pk]) + "#feed-title")
 
 
 def _date_or_404(value: str) -> date:

@@ -30,6 +30,12 @@ urlpatterns = [
         name="setup-intake-option",
     ),
     path("<int:location_id>/", locations.location_edit, name="setup-location"),
+    path("<int:location_id>/feed/", locations.location_feed, name="setup-location-feed"),
+    path(
+        "<int:location_id>/feed/revoke/",
+        locations.location_feed_revoke,
+        name="setup-location-feed-revoke",
+    ),
     path("<int:location_id>/closures/", locations.closures, name="setup-closures"),
     path(
         "<int:location_id>/closures/<int:closure_id>/remove/",
@@ -38,6 +44,16 @@ urlpatterns = [
     ),
     path("<int:location_id>/people/", people.people_list, name="setup-people"),
     path("<int:location_id>/people/<int:resource_id>/", people.person, name="setup-person"),
+    path(
+        "<int:location_id>/people/<int:resource_id>/feed/",
+        people.person_feed,
+        name="setup-person-feed",
+    ),
+    path(
+        "<int:location_id>/people/<int:resource_id>/feed/revoke/",
+        people.person_feed_revoke,
+        name="setup-person-feed-revoke",
+    ),
     path(
         "<int:location_id>/people/<int:resource_id>/hours/",
         people.person_hours,
