@@ -7,7 +7,8 @@ check their audit trail and their permissions (tests/booking/access/test_audit_c
 tests/booking/desk/setup/test_every_page.py), so a new page is checked as soon as it is routed.
 A patient's page is reached through its flow; ``test_every_public_page_has_a_state_here`` fails
 when one is routed that no test below opens. The staff calendar has its own checks in
-tests/e2e/test_calendar.py; the Django admin's pages are Django's own and are not checked here.
+tests/e2e/test_calendar.py and test_calendar_views.py; the Django admin's pages are Django's
+own and are not checked here.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ NOT_A_PAGE = {
     "staff-home": "redirects to the board",
     "staff-login": "redirects a signed-in visitor (checked signed out below)",
     "staff-logout": "a form's target: signing out takes a POST",
-    "staff-calendar": "checked by tests/e2e/test_calendar.py",
+    "staff-calendar": "checked by tests/e2e/test_calendar.py and test_calendar_views.py",
     "staff-audit-export": "a CSV file",
     "two-factor-enrol": "redirects an enrolled account (checked for a new one below)",
     "two-factor-verify": "redirects a verified session (checked before the code below)",

@@ -16,6 +16,7 @@ from booking.models import Appointment, AppointmentEvent, Patient
 from booking.services import appointment_book
 from scheduling.models import AppointmentKind, AppointmentType, Location
 from tests.conftest import approve
+from tests.e2e.axe import assert_accessible
 from tests.e2e.staff_sign_in import submit_sign_in
 from tests.staff_helpers import staff_user
 
@@ -56,7 +57,8 @@ def chair_week(one_chair: AppointmentType, make_patient: Callable[..., Patient])
 def sign_in_to_the_calendar(
     page: Page, live_server, location: Location, role: str = Role.FRONT_DESK
 ) -> list[str]:
-    """Sign in through the login page and open the week by chair; the console errors seen."""
+    """Sign in through the login page and open the week with a column per chair and day; the
+    console errors seen."""
     errors: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
@@ -69,12 +71,12 @@ def sign_in_to_the_calendar(
     staff_user(role, location, username="desk.dana")
     page.goto(
         f"{live_server.url}/staff/login/?next=/staff/calendar/%3Flocation%3D{location.slug}"
-        "%26by%3Dchair%26view%3Dweek%26date%3D2026-12-02"
+        "%26by%3Dchair%26view%3Dcolumns%26date%3D2026-12-02"
     )
     submit_sign_in(page, "desk.dana")
     expect(page.get_by_role("heading", level=1)).to_have_text("Calendar")
     expect(page.locator("#calendar")).to_have_attribute("data-loaded", "2026-11-30/chair")
-    expect(page.get_by_label("Chairs")).to_be_checked()
+    expect(page.get_by_role("radio", name="Chairs", exact=True)).to_be_checked()
     return errors
 
 
@@ -159,6 +161,7 @@ def test_clicking_a_visit_opens_it_with_a_link_to_its_page(new_page, live_server
     expect(panel.get_by_role("link", name="Open the appointment")).to_have_attribute(
         "href", f"/staff/appointments/{ada.reference}/"
     )
+    assert_accessible(page, "the week by column with a visit's panel open")
     assert errors == []
 
 
@@ -193,7 +196,8 @@ def test_the_desk_books_a_free_time_for_a_patient_found_by_name(
     panel.get_by_label("Patient").fill("okafor")
     choices = panel.get_by_role("group", name="Choose the patient")
     expect(choices.get_by_role("radio")).to_have_count(2)
-    panel.get_by_label("Patient").fill("lin okafor 19")  # not a date: matches nothing
+    # A number is a record number, and no record is number 0: nobody matches every word.
+    panel.get_by_label("Patient").fill("lin okafor 0")
     expect(panel.get_by_role("status")).to_contain_text("No patient of yours matches")
     panel.get_by_label("Patient").fill("okafor lin")
     expect(choices.get_by_role("radio")).to_have_count(2)  # Lin and Lindsay
