@@ -1,6 +1,6 @@
-"""FHIR R4 resources made from Chairside's rows, each checked against the R4 models of
-``fhir.resources`` (6.2, FHIR 4.0.1) before it leaves: a field we misname or a value R4 does not
-allow is our bug, and fails here rather than in a client's parser.
+"""FHIR R4 resources made from Chairside's rows, each checked against the R4 (4.0.1) models of
+``fhirclient`` before it leaves: a field we misname, a required one we leave out or a value of the
+wrong type or format is our bug, and fails here rather than in a client's parser.
 
 Ids: a visit is known by its reference (what the desk and the patient quote); a location and an
 appointment type (a HealthcareService, and its Schedule) by their numbers; a patient by their
@@ -10,12 +10,19 @@ Appointment that offers it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fhir.resources import construct_fhir_element  # type: ignore[import-untyped]
+from fhirclient.models.fhirabstractbase import (  # type: ignore[import-untyped]
+    FHIRValidationError,
+)
+from fhirclient.models.fhirelementfactory import (  # type: ignore[import-untyped]
+    FHIRElementFactory,
+)
+from fhirclient.models.resource import Resource  # type: ignore[import-untyped]
 
 from booking.models import Appointment, AppointmentStatus, Patient
 from scheduling.models import AppointmentType, Location
@@ -51,11 +58,69 @@ for _ours, _theirs in STATUS.items():
     STATUSES_OF.setdefault(_theirs, []).append(_ours.value)
 
 
+class InvalidResource(ValueError):
+    """A resource the R4 model of its type refuses. ``problems`` are (element, what is wrong)
+    pairs, each element a path from the resource type: ``Parameters.parameter[0].resource.start``.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{element}: {what}" for element, what in problems))
+        self.problems = problems
+
+
 def validated(resource: dict[str, Any]) -> dict[str, Any]:
-    """``resource`` once the R4 model of its type accepts it (pydantic's ValidationError if
-    not)."""
-    construct_fhir_element(resource["resourceType"], resource)
+    """``resource`` once the R4 model of its ``resourceType`` accepts it: no element R4 does not
+    define, none it requires missing, each value of its type (an instant with its offset).
+    Raises InvalidResource if not."""
+    resource_type = resource.get("resourceType")
+    try:
+        # Strict (the default): every problem is raised, none only logged.
+        model = FHIRElementFactory.instantiate(resource_type, resource)
+    except FHIRValidationError as exc:
+        raise InvalidResource(_problems(exc, str(resource_type)[:64], resource)) from exc
+    # The factory also builds the parts of a resource by name, and a bare Element for a name it
+    # does not know: neither is a resource.
+    if not isinstance(model, Resource) or model.resource_type != resource_type:
+        raise InvalidResource([("resourceType", "is not an R4 resource type")])
     return resource
+
+
+# The model reports an element it requires, or one it does not define, in a sentence.
+_MISSING = re.compile(r'Non-optional property "([^"]+)"')
+_UNKNOWN = re.compile(r'Superfluous entry "([^"]+)"')
+
+
+def _problems(error: FHIRValidationError, path: str, node: Any) -> list[tuple[str, str]]:
+    """The model's nested errors as (element, what is wrong) pairs; ``node`` is the JSON at
+    ``path``, followed down with it."""
+    for part in error.path.split(".") if error.path else []:
+        if part.isdecimal():
+            path += f"[{part}]"
+            index = int(part)
+            node = node[index] if isinstance(node, list) and index < len(node) else None
+        else:
+            path += f".{part}"
+            node = node.get(part) if isinstance(node, dict) else None
+    found: list[tuple[str, str]] = []
+    for cause in error.errors:
+        if isinstance(cause, FHIRValidationError):
+            found.extend(_problems(cause, path, node))
+            continue
+        message = str(cause.args[0]) if cause.args else ""
+        missing = _MISSING.search(message) if isinstance(cause, KeyError) else None
+        unknown = _UNKNOWN.search(message) if isinstance(cause, AttributeError) else None
+        if missing:
+            # An element that is there but refused also reads as missing: its own problem is
+            # the one to report.
+            if not (isinstance(node, dict) and node.get(missing[1]) is not None):
+                found.append((f"{path}.{missing[1]}", "is required"))
+        elif unknown:
+            found.append((f"{path}.{unknown[1]}", "is not an element of this resource in R4"))
+        elif isinstance(cause, ValueError):
+            found.append((path, "is not in the format R4 gives this element"))
+        else:
+            found.append((path, "has the wrong JSON type for this element"))
+    return found
 
 
 def _local(instant: datetime, zone: ZoneInfo) -> str:
@@ -221,7 +286,11 @@ def searchset(resources: Iterable[tuple[str | None, dict[str, Any]]]) -> dict[st
         if full_url is not None:
             entry["fullUrl"] = full_url
         entries.append(entry)
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(entries)}
+    # FHIR's JSON has no empty arrays: a search that matches nothing has no entry element.
+    if entries:
+        bundle["entry"] = entries
+    return bundle
 
 
 def operation_outcome(

@@ -16,7 +16,6 @@ from typing import Any, cast
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
-from pydantic import ValidationError as ModelValidationError
 from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -30,6 +29,7 @@ from booking.fhir.resources import (
     FHIR_JSON,
     FHIR_VERSION,
     STATUSES_OF,
+    InvalidResource,
     appointment_resource,
     healthcare_service_resource,
     location_resource,
@@ -408,15 +408,6 @@ class Proposal:
     start: datetime
 
 
-def _element(location: tuple[Any, ...]) -> str:
-    path = "Parameters"
-    for part in location:
-        if part == "__root__":
-            continue
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
-
-
 def _parameters(request: Request) -> dict[str, Any]:
     """The body's ``appt-id`` or ``appt-resource`` (its raw JSON), once the Parameters resource
     it sits in passes the R4 model: one of the two, nothing else."""
@@ -425,11 +416,9 @@ def _parameters(request: Request) -> dict[str, Any]:
         unprocessable("Send a Parameters resource.", "Parameters")
     try:
         validated(body)
-    except ModelValidationError as exc:
-        errors = exc.errors()
-        where = [_element(tuple(error["loc"])) for error in errors]
-        what = "; ".join(f"{w}: {e['msg']}" for w, e in zip(where, errors, strict=True))
-        unprocessable(f"Not a valid R4 Parameters resource: {what}"[:1000], *where)
+    except InvalidResource as exc:
+        where = [element for element, _ in exc.problems]
+        unprocessable(f"Not a valid R4 Parameters resource: {exc}"[:1000], *where)
     found: dict[str, Any] = {}
     for index, parameter in enumerate(body.get("parameter") or []):
         name = parameter.get("name")
