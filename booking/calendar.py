@@ -20,6 +20,15 @@ the grid shows the clinic's hours wherever the browser is. ``offsets`` lists the
 force across the window, from which the page turns a wall-clock time the user picked back into an
 instant (see ``calendar.js``); on a day the clocks change that table is the only way to get it
 right in the browser.
+
+A person who also works at other sites is one resource everywhere, and a visit at one site takes
+their time at all of them; the desk at one site must see that time as busy, not as a gap to book
+into. So, for a column working at several sites, the read also gives each of their active
+allocations on a visit elsewhere as an ``elsewhere`` piece: its held time (turnover included)
+and the other site's neutral public name, nothing about the visit itself (not the patient, the
+type, the reference or the status: who is seen at another site is none of this desk's business).
+That is one more query, only when a column of the window works at several sites
+(:func:`elsewhere_sql`); the staff feeds show the same time as opaque busy events.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from django.db import connection
+from django.db.models import Exists, OuterRef
 
 from booking.models import CHANGEABLE_STATUSES, AppointmentStatus
 from scheduling.availability import MAX_ALLOCATION_MINUTES, from_minutes, local_day_bounds
@@ -72,6 +82,8 @@ HELD_TITLE = "Held for waitlist"
 # proven, so no name is shown for it.
 TENTATIVE_TITLE = "Awaiting e-mail confirmation"
 TURNOVER_TITLE = "Turnover"
+# A column's time taken at another site: where, never what or whom.
+ELSEWHERE_TITLE = "At {site}"
 # Colours by appointment type (in the order of the location's types), dark enough for white text.
 PALETTE = (
     "#1f6feb",
@@ -206,6 +218,9 @@ class _Window:
     )
     groups: list[dict[str, str]] = field(default_factory=list)
     public_names: dict[int, str] = field(default_factory=dict)
+    # The resources serving the location that also work at another site (their visits there
+    # take their time here).
+    many_sites: frozenset[int] = frozenset()
 
     def header(self) -> dict[str, Any]:
         return {
@@ -250,14 +265,21 @@ def calendar_window(
     hi = local_day_bounds(zone, last_day)[1]
     known: dict[int, tuple[str, str, str, int]] = {}
     active: list[tuple[int, str, str, str, int]] = []
+    many_sites: set[int] = set()
     # A person working at several sites is a column at each of them; an inactive resource is no
-    # column but may still be one a visit holds (named among its others).
-    for rid, name, kind, role, capacity, is_active in (
+    # column but may still be one a visit holds (named among its others). Anyone with a site
+    # besides their home works at several (here as a visitor, or elsewhere as one).
+    for rid, name, kind, role, capacity, is_active, elsewhere in (
         Resource.objects.at(location)
+        .annotate(
+            elsewhere=Exists(Resource.sites.through.objects.filter(resource_id=OuterRef("pk")))
+        )
         .order_by()
-        .values_list("id", "name", "kind", "role", "capacity", "is_active")
+        .values_list("id", "name", "kind", "role", "capacity", "is_active", "elsewhere")
     ):
         known[rid] = (name, kind, role, capacity)
+        if elsewhere:
+            many_sites.add(rid)
         if is_active:
             active.append((rid, name, kind, role, capacity))
     last = len(_GROUP_ORDER)
@@ -321,6 +343,7 @@ def calendar_window(
             for key in sorted(present, key=lambda k: (_GROUP_ORDER.get(k, last), k))
         ],
         public_names,
+        frozenset(many_sites),
     )
 
 
@@ -384,6 +407,58 @@ def lanes_sql(window: _Window, resource_ids: Sequence[int]) -> tuple[str, list[A
     window_start = from_minutes(window.lo)
     earliest = window_start - timedelta(minutes=MAX_ALLOCATION_MINUTES)
     return sql, [*ids, adapt(earliest), adapt(from_minutes(window.hi)), adapt(window_start)]
+
+
+def elsewhere_sql(window: _Window, resource_ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """``(allocation, appointment, resource, start, end, site)`` (UTC minutes; the site's public
+    name) of every active lane of ``resource_ids`` in the window on a visit at another location:
+    the same index range as :func:`lanes_sql`, and only what says where the person is."""
+    in_resources, ids = in_ids_sql('al."resource_id"', resource_ids)
+    sql = f"""
+        SELECT al."id", al."appointment_id", al."resource_id",
+               {epoch_minutes_sql('al."start"')}, {epoch_minutes_sql('al."end"')},
+               l."public_name"
+        FROM "booking_allocation" al
+        JOIN "booking_appointment" v ON v."id" = al."appointment_id"
+        JOIN "scheduling_location" l ON l."id" = v."location_id"
+        WHERE al."active" AND {in_resources} AND al."start" >= %s AND al."start" < %s
+          AND al."end" > %s AND v."location_id" <> %s
+    """  # noqa: S608
+    adapt = connection.ops.adapt_datetimefield_value
+    window_start = from_minutes(window.lo)
+    earliest = window_start - timedelta(minutes=MAX_ALLOCATION_MINUTES)
+    return sql, [
+        *ids,
+        adapt(earliest),
+        adapt(from_minutes(window.hi)),
+        adapt(window_start),
+        window.location.pk,
+    ]
+
+
+class Elsewhere(NamedTuple):
+    """A resource's time held by a visit at another site, in UTC minutes, turnover included;
+    ``allocation`` is the first of the visit's lanes of it (several lanes are one piece)."""
+
+    allocation: int
+    resource: int
+    start: int
+    end: int
+    site: str
+
+
+def elsewhere_spans(rows: Iterable[tuple[int, int, int, int, int, str]]) -> list[Elsewhere]:
+    """The rows of :func:`elsewhere_sql` as one :class:`Elsewhere` per (visit, resource), in
+    (resource, start) order."""
+    merged: dict[tuple[int, int], Elsewhere] = {}
+    for allocation, appointment_id, resource_id, start, end, site in rows:
+        key = (appointment_id, resource_id)
+        other = merged.get(key)
+        if other is not None:
+            allocation = min(allocation, other.allocation)
+            start, end = min(start, other.start), max(end, other.end)
+        merged[key] = Elsewhere(allocation, resource_id, start, end, site)
+    return sorted(merged.values(), key=lambda e: (e.resource, e.start, e.allocation))
 
 
 def _released_lanes_sql(
@@ -541,16 +616,22 @@ class CalendarRows:
     visits: list[tuple[Any, ...]]
     spans: dict[int, list[Span]]
     series_lengths: dict[int, int]
+    elsewhere: list[Elsewhere] = field(default_factory=list)
 
 
-def calendar_rows(window: _Window, resource_ids: Sequence[int]) -> CalendarRows:
+def calendar_rows(
+    window: _Window, resource_ids: Sequence[int], *, elsewhere_for: Sequence[int] = ()
+) -> CalendarRows:
     """The visits of ``window`` not cancelled and their spans on ``resource_ids`` (none read when
-    empty), in at most four queries whatever the number of visits: the visits with their
+    empty), in at most five queries whatever the number of visits: the visits with their
     patients, their lanes, and (only when there are some) the lanes of released visits and the
-    length of the series in view. Visits and lanes are read apart and joined (and the visits
+    length of the series in view, and (only when one of ``elsewhere_for`` works at several
+    sites) their time at other sites. Visits and lanes are read apart and joined (and the visits
     sorted) here: one index range scan each, no aggregation or sort in the database."""
     spans: dict[int, list[Span]] = {}
     lengths: dict[int, int] = {}
+    elsewhere: list[Elsewhere] = []
+    travelling = sorted(rid for rid in elsewhere_for if rid in window.many_sites)
     with connection.cursor() as cursor:
         cursor.execute(*visits_sql(window))
         visits = cursor.fetchall()
@@ -568,8 +649,11 @@ def calendar_rows(window: _Window, resource_ids: Sequence[int]) -> CalendarRows:
         if series_ids:
             cursor.execute(*_series_lengths_sql(series_ids))
             lengths = dict(cursor.fetchall())
+        if travelling:
+            cursor.execute(*elsewhere_sql(window, travelling))
+            elsewhere = elsewhere_spans(cursor.fetchall())
     visits.sort()
-    return CalendarRows(visits, spans, lengths)
+    return CalendarRows(visits, spans, lengths, elsewhere)
 
 
 def visit_title(name: str, type_name: str, status: str, label: str | None) -> str:
@@ -609,11 +693,12 @@ def calendar_json(
     Every visit not cancelled that holds a lane of a column is an event on each column it holds,
     at that column's own time without its buffers (``start``, ``end``; the whole visit in
     ``visitStart``, ``visitEnd``), with the buffers as ``turnover`` pieces; a column with more
-    than one lane has ``watch`` pieces saying how many are in use. At most seven queries,
-    whatever the number of visits: the resources, the types, their needs, then
+    than one lane has ``watch`` pieces saying how many are in use, and a column working at
+    several sites has an ``elsewhere`` piece for each visit holding it at another. At most eight
+    queries, whatever the number of visits: the resources, the types, their needs, then
     :func:`calendar_rows` (reading the lanes of every resource serving the location, for the
-    visits' ``others``). The events are written as JSON text straight from the rows
-    (bench/calendar.py).
+    visits' ``others``, and the time elsewhere of the columns working at several sites). The
+    events are written as JSON text straight from the rows (bench/calendar.py).
     """
     window = calendar_window(
         location=location,
@@ -625,7 +710,9 @@ def calendar_json(
     )
     events = "[]"
     if window.resources:
-        rows = calendar_rows(window, sorted(window.known))
+        rows = calendar_rows(
+            window, sorted(window.known), elsewhere_for=[r["id"] for r in window.resources]
+        )
         events = _events_json(rows, window, _WallClock(window.offsets))
     header = json.dumps(window.header(), separators=(",", ":"))
     return f'{header[:-1]},"events":{events}}}'
@@ -748,6 +835,13 @@ def _events_json(rows: CalendarRows, window: _Window, wall: _WallClock) -> str:
                 marks.append((held_until << _MARK_BITS) | (_MARK_ZERO - count))
     for rid, marks in watched.items():
         _watch_json(rid, marks, lanes_of[rid], window.known[rid][1], wall, append)
+    for piece in rows.elsewhere:
+        if piece.resource in lanes_of:
+            append(
+                f'{{"id":"elsewhere/{piece.allocation}","kind":"elsewhere",'
+                f'"resourceIds":[{piece.resource}],{wall.fields(piece.start, piece.end)},'
+                f'"title":{_quote(ELSEWHERE_TITLE.format(site=piece.site))}}}'
+            )
     return "[" + ",".join(parts) + "]"
 
 

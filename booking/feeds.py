@@ -8,6 +8,11 @@ needs: the type's neutral public name and the visit's reference, no patient name
 was issued with ``show_patient_names``. Times are UTC instants written in the clinic's zone
 (TZID with its VTIMEZONE), so the app shows the clinic's wall clock across a clock change.
 
+A staff member's feed also shows, as opaque "Busy at <site>" events, their time held by visits at
+the other sites they work at (the calendar's ``elsewhere`` pieces): one subscription then tells
+them, and the app's free/busy, when they are really taken. Those events say where only, with the
+site's public name: not the patient, the type or the reference, which are that site's to show.
+
 The token is 256 random bits shown once when issued and stored only as its SHA-256, like a
 patient's link (``booking.links``); a feed is found by that hash, so an unknown, revoked or
 mistyped token gets one and the same answer, and no comparison leaks how much of it matched.
@@ -28,6 +33,7 @@ from booking.calendar import (
     HELD_TITLE,
     TENTATIVE_TITLE,
     CalendarRows,
+    Elsewhere,
     calendar_rows,
     calendar_window,
     visit_title,
@@ -35,7 +41,7 @@ from booking.calendar import (
 from booking.links import hash_token
 from booking.models import AppointmentStatus, CalendarFeed
 from scheduling.availability import from_minutes
-from scheduling.models import Location, Resource
+from scheduling.models import Location, Resource, ResourceKind
 
 # What a feed covers, from the clinic's today: enough history for "when did I last see them",
 # the booking horizon ahead.
@@ -44,6 +50,8 @@ FEED_DAYS_AHEAD = 90
 # Fetches per client address and minute: calendar apps poll every few minutes, a clinic's
 # network with every staff member subscribed stays far below this, a token guesser does not.
 FEED_FETCHES_PER_MINUTE = 60
+
+BUSY_TITLE = "Busy at {site}"
 
 _NOT_CONFIRMED = frozenset(
     {AppointmentStatus.HELD, AppointmentStatus.TENTATIVE, AppointmentStatus.ON_HOLD}
@@ -106,10 +114,16 @@ def feed_uid(feed: CalendarFeed, reference: str) -> str:
     return f"{reference}.{target}.{feed.location_id}@chairside"
 
 
+def feed_busy_uid(feed: CalendarFeed, allocation_id: int) -> str:
+    """A busy event's UID: by the allocation holding the person at the other site, never the
+    visit's reference (which that site's feeds use)."""
+    return f"busy-{allocation_id}.r{feed.resource_id}.{feed.location_id}@chairside"
+
+
 def feed_ics(feed: CalendarFeed, *, now: datetime | None = None) -> bytes:
     """The feed's calendar: every visit not cancelled from FEED_DAYS_BACK days before the
     clinic's today to FEED_DAYS_AHEAD after, each at the resource's own time (the whole visit
-    on the location's feed)."""
+    on the location's feed), and on a staff member's feed their time held at other sites."""
     now = now or timezone.now()
     location = feed.location
     zone = location.zone
@@ -124,7 +138,9 @@ def feed_ics(feed: CalendarFeed, *, now: datetime | None = None) -> bytes:
         resource_id=feed.resource_id,
     )
     resource_ids = [feed.resource_id] if feed.resource_id else []
-    rows = calendar_rows(window, resource_ids)
+    # A place serves one site; a person may work at several.
+    staff = feed.resource is not None and feed.resource.kind == ResourceKind.STAFF
+    rows = calendar_rows(window, resource_ids, elsewhere_for=resource_ids if staff else ())
 
     calendar = icalendar.Calendar()
     calendar.add("prodid", "-//Chairside//Calendar feed//EN")
@@ -136,6 +152,8 @@ def feed_ics(feed: CalendarFeed, *, now: datetime | None = None) -> bytes:
     calendar.add("x-wr-calname", name)
     calendar.add("x-wr-timezone", location.timezone)
     for event in _events(feed, rows, window.public_names, now=now):
+        calendar.add_component(event)
+    for event in _busy_events(feed, rows.elsewhere, now=now):
         calendar.add_component(event)
     # The zone's rules over the feed's window only: a full 1970-2038 history triples the size.
     calendar.add_missing_timezones(
@@ -189,6 +207,24 @@ def _events(
         event.add("summary", summary)
         event.add("description", f"Reference {reference}")
         event.add("status", "TENTATIVE" if status in _NOT_CONFIRMED else "CONFIRMED")
+        event.add("transp", "OPAQUE")
+        events.append(event)
+    return events
+
+
+def _busy_events(
+    feed: CalendarFeed, pieces: list[Elsewhere], *, now: datetime
+) -> list[icalendar.Event]:
+    zone = feed.location.zone
+    events = []
+    for piece in pieces:
+        event = icalendar.Event()
+        event.add("uid", feed_busy_uid(feed, piece.allocation))
+        event.add("dtstamp", now)
+        event.add("dtstart", from_minutes(piece.start).astimezone(zone))
+        event.add("dtend", from_minutes(piece.end).astimezone(zone))
+        event.add("summary", BUSY_TITLE.format(site=piece.site))
+        event.add("status", "CONFIRMED")
         event.add("transp", "OPAQUE")
         events.append(event)
     return events

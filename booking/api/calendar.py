@@ -1,6 +1,10 @@
 """The staff calendar's data, ``/api/v1/calendar/``: the columns of one location (staff, chairs,
 rooms) for up to 14 days and, on each, what it holds of each visit, written as JSON by
 ``booking.calendar`` in a fixed number of queries.
+
+A person who also works at other sites is busy here while a visit there holds them: their column
+shows that time as an ``elsewhere`` piece naming the other site (its public name) and nothing of
+the visit, so the desk here sees them taken without learning who is seen there.
 """
 
 from __future__ import annotations
@@ -70,9 +74,15 @@ _EVENTS = inline_serializer(
     {
         "id": serializers.CharField(
             help_text="`<reference>/<resourceId>` for a visit, `…/before` or `…/after` for its "
-            "turnover, `watch/<resourceId>/<n>` for lanes in use."
+            "turnover, `watch/<resourceId>/<n>` for lanes in use, `elsewhere/<allocation id>` "
+            "for a person's time held by a visit at another site."
         ),
-        "kind": serializers.ChoiceField(choices=["visit", "turnover", "watch"]),
+        "kind": serializers.ChoiceField(
+            choices=["visit", "turnover", "watch", "elsewhere"],
+            help_text="`elsewhere`: the column's person is at another site (the allocation's "
+            "whole held time, turnover included); it carries only `id`, `kind`, `resourceIds`, "
+            "`start`, `end` and `title`, never the visit, patient, type or status.",
+        ),
         "visit": serializers.CharField(
             required=False, help_text="The appointment's reference (visits and turnover)."
         ),
@@ -87,7 +97,8 @@ _EVENTS = inline_serializer(
         "visitStart": serializers.CharField(required=False, help_text="The whole visit's start."),
         "visitEnd": serializers.CharField(required=False, help_text="The whole visit's end."),
         "title": serializers.CharField(
-            help_text="Patient, type and session for a visit; `Turnover`; `2 of 3 chairs watched`."
+            help_text="Patient, type and session for a visit; `Turnover`; `2 of 3 chairs watched`; "
+            "`At <other site's public name>`."
         ),
         "status": serializers.CharField(required=False, help_text="Its label is in `statuses`."),
         "state": serializers.CharField(
@@ -122,8 +133,9 @@ _EVENTS = inline_serializer(
 
 class CalendarData(APIView):
     """One location's calendar for up to 14 local dates: a column per active resource shown, and
-    on each the part of every visit not cancelled that it holds, its turnover, and for a
-    resource with several lanes how many are in use.
+    on each the part of every visit not cancelled that it holds, its turnover, for a resource
+    with several lanes how many are in use, and for a person who also works at other sites
+    their time held there (``elsewhere``: where, never whom or what).
 
     Times are the clinic's wall-clock time without an offset; ``offsets`` gives the UTC offset
     in force from each instant (``from``, UTC; null for the start of the window), so a

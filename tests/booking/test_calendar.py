@@ -20,8 +20,10 @@ from booking.access.roles import Role
 from booking.calendar import (
     HELD_TITLE,
     TENTATIVE_TITLE,
+    Elsewhere,
     calendar_json,
     calendar_load,
+    elsewhere_spans,
     watch_intervals,
     watch_mark,
     zone_offsets,
@@ -312,6 +314,23 @@ def test_watch_intervals_merge_changes_at_the_same_minute_and_skip_idle_time():
     marks = [watch_mark(minute, change) for minute, change in reversed(changes)]
 
     assert watch_intervals(marks) == [(0, 60, 1), (60, 90, 3), (120, 150, 1)]
+
+
+def test_time_elsewhere_is_one_piece_per_visit_and_person_whatever_its_lanes():
+    # (allocation, visit, resource, start, end, site): visit 7 holds two lanes of resource 3,
+    # the second one longer; visit 8 holds resource 3 and resource 4.
+    rows = [
+        (52, 7, 3, 600, 660, "Downtown Health"),
+        (51, 7, 3, 600, 670, "Downtown Health"),
+        (60, 8, 4, 700, 760, "Midtown Health"),
+        (61, 8, 3, 700, 760, "Midtown Health"),
+    ]
+
+    assert elsewhere_spans(rows) == [
+        Elsewhere(51, 3, 600, 670, "Downtown Health"),
+        Elsewhere(61, 3, 700, 760, "Midtown Health"),
+        Elsewhere(60, 4, 700, 760, "Midtown Health"),
+    ]
 
 
 @time_machine.travel(NOW, tick=False)

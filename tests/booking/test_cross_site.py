@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from booking.access.roles import Role
 from booking.calendar import calendar_load
@@ -176,9 +177,115 @@ class TestOneCalendar:
             events[location.slug] = body["events"]
 
         assert columns == {"uptown": ["Dr. Both"], "downtown": ["Dr. Both"]}
-        # Each site shows its own visits only: the patient seen uptown is not downtown's.
+        # Each site shows its own visits only: the patient seen uptown is not downtown's, who
+        # see only that the person is away.
         assert [e["visit"] for e in events["uptown"] if e["kind"] == "visit"] == [visit.reference]
-        assert events["downtown"] == []
+        assert [e["kind"] for e in events["downtown"]] == ["elsewhere"]
+
+    def test_a_visit_at_the_other_site_shows_as_time_away_and_nothing_more(
+        self, sites, make_patient, make_type
+    ):
+        with_turnover = make_type(
+            sites.downtown,
+            duration=60,
+            needs=({**PRESCRIBER[0], "buffer_after_minutes": 15},),
+            kind=AppointmentKind.CONSULTATION,
+        )
+        patient = make_patient()
+        visit = appointment_book(
+            appointment_type=with_turnover, patient=patient, start=at(9), now=NOW
+        )
+        held = Allocation.objects.get(appointment=visit)
+
+        body = calendar_load(location=sites.uptown, first_day=DAY, last_day=DAY, by="staff")
+
+        assert body["events"] == [
+            {
+                "id": f"elsewhere/{held.pk}",
+                "kind": "elsewhere",
+                "resourceIds": [sites.doctor.pk],
+                # The allocation's whole held time, turnover included.
+                "start": "2026-06-08T09:00:00",
+                "end": "2026-06-08T10:15:00",
+                "title": f"At {sites.downtown.public_name}",
+            }
+        ]
+        text = json.dumps(body["events"])
+        for private in (
+            patient.first_name,
+            patient.last_name,
+            visit.reference,
+            with_turnover.slug,
+            with_turnover.name,
+            sites.downtown.name,
+        ):
+            assert private not in text
+
+    def test_no_time_away_for_someone_working_at_one_site(
+        self, sites, make_patient, make_resource, make_type
+    ):
+        home_only = make_resource(
+            sites.downtown, ResourceKind.STAFF, role=StaffRole.NURSE, name="Nurse Home"
+        )
+        nursing = make_type(
+            sites.downtown,
+            duration=60,
+            needs=({"resource_kind": ResourceKind.STAFF, "role": StaffRole.NURSE},),
+        )
+        appointment_book(appointment_type=nursing, patient=make_patient(), start=at(9), now=NOW)
+        appointment_book(
+            appointment_type=sites.at_downtown, patient=make_patient(), start=at(11), now=NOW
+        )
+
+        # Downtown, where both work: their own visits, nothing away.
+        downtown = calendar_load(location=sites.downtown, first_day=DAY, last_day=DAY, by="staff")
+        assert {e["kind"] for e in downtown["events"]} == {"visit"}
+        assert {e["resourceIds"][0] for e in downtown["events"]} == {
+            home_only.pk,
+            sites.doctor.pk,
+        }
+        # Uptown: the travelling doctor is away at 11; the nurse is not uptown's at all.
+        uptown = calendar_load(location=sites.uptown, first_day=DAY, last_day=DAY, by="all")
+        assert [(e["kind"], e["resourceIds"], e["start"]) for e in uptown["events"]] == [
+            ("elsewhere", [sites.doctor.pk], "2026-06-08T11:00:00")
+        ]
+
+    def test_time_away_costs_one_query_whatever_the_number_of_visits(
+        self, sites, make_patient, make_resource
+    ):
+        home_only = make_resource(
+            sites.uptown, ResourceKind.STAFF, role=StaffRole.PRESCRIBER, name="Dr. Home", hours=()
+        )
+
+        def queries(resource: Resource) -> tuple[int, int]:
+            with CaptureQueriesContext(connection) as captured:
+                body = calendar_load(
+                    location=sites.uptown,
+                    first_day=DAY,
+                    last_day=DAY,
+                    resource_id=resource.pk,
+                )
+            away = [e for e in body["events"] if e["kind"] == "elsewhere"]
+            return len(captured.captured_queries), len(away)
+
+        appointment_book(
+            appointment_type=sites.at_downtown, patient=make_patient(), start=at(8), now=NOW
+        )
+        one = queries(sites.doctor)
+        for hour in (9, 10, 11):
+            appointment_book(
+                appointment_type=sites.at_downtown,
+                patient=make_patient(),
+                start=at(hour),
+                now=NOW,
+            )
+        four = queries(sites.doctor)
+        alone = queries(home_only)
+
+        assert (one[1], four[1], alone[1]) == (1, 4, 0)
+        assert one[0] == four[0]
+        # Only a column working at several sites costs the extra query.
+        assert alone[0] == one[0] - 1
 
     def test_the_appointment_list_filters_by_a_visiting_person(self, sites, make_patient):
         desk = client_for(staff_user(Role.FRONT_DESK, sites.downtown))

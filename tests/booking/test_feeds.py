@@ -329,8 +329,60 @@ def test_another_locations_feed_never_shows_this_locations_visits(
 
     for token in (theirs, visiting):
         response = fetch(token)
-        assert events(parsed(response)) == []
+        assert [str(e["summary"]) for e in events(parsed(response))] == (
+            [] if token == theirs else [f"Busy at {clinic.public_name}"]
+        )
         assert here.reference not in response.content.decode()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_staff_feed_shows_their_time_at_other_sites_as_busy_and_nothing_more(
+    clinic, consultation, make_patient, make_location, make_type
+):
+    here = appointment_book(
+        appointment_type=consultation, patient=make_patient(), start=local(WEDNESDAY, 9)
+    )
+    doctor = held_by(here, ResourceKind.STAFF, "prescriber")
+    uptown = make_location(slug="uptown")
+    doctor.sites.add(uptown)
+    there_type = make_type(
+        uptown, duration=60, needs=({"resource_kind": ResourceKind.STAFF, "role": "prescriber"},)
+    )
+    start = local(WEDNESDAY, 14).astimezone(UTC)
+    there = Appointment.objects.create(
+        location=uptown,
+        appointment_type=there_type,
+        patient=make_patient(first_name="Zelda", last_name="Quill"),
+        start=start,
+        end=start + timedelta(minutes=60),
+    )
+    # Held with ten minutes' turnover after the visit: the person is busy for all of it.
+    held = there.allocations.create(
+        resource=doctor, start=there.start, end=there.end + timedelta(minutes=10)
+    )
+    _, token = feed_issue(location=clinic, resource=doctor, show_patient_names=True)
+    _, desk = feed_issue(location=clinic)
+
+    response = fetch(token)
+
+    shown = events(parsed(response))
+    assert [str(e["summary"]) for e in shown].count(f"Busy at {uptown.public_name}") == 1
+    busy = next(e for e in shown if str(e["summary"]).startswith("Busy at"))
+    assert times(busy) == (local(WEDNESDAY, 14), local(WEDNESDAY, 15, 10))
+    assert str(busy["transp"]) == "OPAQUE"
+    assert str(busy["uid"]) == f"busy-{held.pk}.r{doctor.pk}.{clinic.pk}@chairside"
+    assert "description" not in busy
+    # Their visit here is still there as itself.
+    assert {str(e["description"]) for e in shown if "description" in e} == {
+        f"Reference {here.reference}"
+    }
+    # Where, never whom or what: not the patient (even on a feed naming patients), the
+    # reference, the type or the site's internal name.
+    body = response.content.decode()
+    for private in ("Zelda", "Quill", there.reference, there_type.public_name, uptown.name):
+        assert private not in body
+    # Not on the desk's feed of this site: the visit there is not this site's.
+    assert all("Busy at" not in str(e["summary"]) for e in events(parsed(fetch(desk))))
 
 
 @time_machine.travel(NOW, tick=False)

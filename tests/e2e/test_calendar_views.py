@@ -1,19 +1,20 @@
 """The calendar's timelines in a real browser: a visit found among fifty chairs and moved from the
 keyboard (a taken time refused, the visit left where it was), the view kept in the address across
-a reload, one resource's week, turnover drawn as turnover, and axe on every view."""
+a reload, one resource's week, turnover drawn as turnover, a person's time at another site drawn
+as time away, and axe on every view."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, ViewportSize, expect
 
 from booking.access.roles import Role
-from booking.models import Appointment, Patient
+from booking.models import Appointment, AppointmentStatus, Patient
 from booking.services import appointment_book
 from scheduling.models import Location, ResourceKind, StaffRole
 from tests.e2e.axe import assert_accessible
@@ -295,4 +296,77 @@ def test_a_visits_panel_lists_its_other_resources_each_opening_that_resources_we
     expect(watch.first).to_have_text("1 of 3 chairs watched")
     assert "ec-draggable" not in (watch.first.get_attribute("class") or "")
     assert_accessible(page, "a nurse's week with watched chairs")
+    assert errors == []
+
+
+@pytest.fixture
+def travelling_doctor(make_location, make_resource, make_type, make_patient):
+    """Dr. Both, of uptown, also works downtown: Ada's and Bo's visits uptown at 09:00 and 11:30,
+    and between them Zelda's downtown at 10:00 with ten minutes' turnover."""
+    uptown = make_location(slug="uptown")
+    downtown = make_location(slug="downtown", public_name="Downtown Health")
+    doctor = make_resource(
+        uptown, ResourceKind.STAFF, role=StaffRole.PRESCRIBER, name="Dr. Both Ways"
+    )
+    doctor.sites.add(downtown)
+    need = [{"resource_kind": ResourceKind.STAFF, "role": StaffRole.PRESCRIBER}]
+    here = make_type(uptown, duration=60, needs=need)
+    there = make_type(downtown, duration=60, needs=need)
+    appointment_book(appointment_type=here, patient=make_patient(first_name="Ada"), start=at(9))
+    appointment_book(appointment_type=here, patient=make_patient(first_name="Bo"), start=at(11, 30))
+    zelda = Appointment.objects.create(
+        location=downtown,
+        appointment_type=there,
+        patient=make_patient(first_name="Zelda"),
+        start=at(10),
+        end=at(11),
+        status=AppointmentStatus.BOOKED,
+    )
+    zelda.allocations.create(resource=doctor, start=at(10), end=at(11) + timedelta(minutes=10))
+    return uptown, downtown, zelda
+
+
+def test_a_persons_visit_at_another_site_is_drawn_as_time_away_never_dragged(
+    new_page, live_server, travelling_doctor
+):
+    uptown, downtown, zelda = travelling_doctor
+    page = new_page()
+    errors = open_calendar(page, live_server, uptown, f"by=staff&view=day&date={WEDNESDAY}")
+
+    away = page.locator(".ec-event.cs-kind-elsewhere")
+    expect(away).to_have_count(1)
+    expect(away).to_have_text(f"At {downtown.public_name}")
+    assert "ec-draggable" not in (away.get_attribute("class") or "")
+    image = away.evaluate("element => getComputedStyle(element).backgroundImage")
+    assert "repeating-linear-gradient" in image
+    # Nothing of the visit there: not whose, nor its reference.
+    text = page.locator("#calendar").inner_text()
+    assert "Zelda" not in text
+    assert zelda.reference not in text
+    expect(page.locator(".ec-event.cs-kind-visit", has_text="Ada")).to_have_count(1)
+
+    # Dragged along the row: nothing moves, nothing is sent.
+    box = away.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 80, y, steps=8)
+    page.mouse.up()
+    assert list(zelda.allocations.values_list("start", "active")) == [(at(10), True)]
+    # Opened: it says where and when, and opens no visit.
+    away.click()
+    expect(page.get_by_role("status").first).to_contain_text(f"At {downtown.public_name}")
+    expect(page.get_by_role("region", name=re.compile("Ada|Zelda"))).to_have_count(0)
+    assert_accessible(page, "the day timeline with time away")
+
+    # The week timeline folds visits close together into runs; time away is not folded in (the
+    # run would count it as a visit here and hide where the person is): it stays itself, and
+    # parts the visits around it.
+    page.get_by_role("button", name="Week", exact=True).click()
+    expect(page.locator("#calendar")).to_have_attribute("data-painted", re.compile("/week/"))
+    expect(page.locator(".ec-event.cs-kind-elsewhere")).to_have_text(f"At {downtown.public_name}")
+    expect(page.locator(".ec-event.cs-kind-run")).to_have_count(0)
+    expect(page.locator(".ec-event.cs-kind-visit")).to_have_count(2)
+    assert_accessible(page, "the week timeline with time away")
     assert errors == []

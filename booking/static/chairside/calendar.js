@@ -315,6 +315,13 @@
         run = null;
       }
       list.forEach(function (e) {
+        // Time away at another site is not this site's busy time: never folded into a run (whose
+        // title counts visits here), it ends the run before it and is drawn as itself.
+        if (e.kind === "elsewhere") {
+          flush();
+          out.push(one(e, +id));
+          return;
+        }
         var from = wallMinutes(e.start);
         var to = wallMinutes(e.end);
         if (run && (from - run.to >= RUN_GAP || e.start.slice(0, 10) !== run.day)) flush();
@@ -519,7 +526,8 @@
       openRun(e);
       return;
     }
-    if (kind === "watch") {
+    if (kind === "watch" || kind === "elsewhere") {
+      // Nothing to open: time away at another site says where only, never which visit.
       announce(e.title + ", " + describe(event.start, event.end) + ".");
       return;
     }
