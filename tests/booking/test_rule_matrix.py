@@ -445,7 +445,10 @@ class DeskCalendar:
             },
         )
         assert data.status_code == 200, data.content
-        found: dict[str, Any] = next(e for e in data.json()["events"] if e["id"] == reference)
+        # The visit's piece on its chair (the calendar draws a piece per resource it holds).
+        found: dict[str, Any] = next(
+            e for e in data.json()["events"] if e["kind"] == "visit" and e["visit"] == reference
+        )
         return found
 
 
@@ -498,7 +501,7 @@ class CalendarDrag(_SeriesMoves):
         calendar = DeskCalendar(user, case.rule.day)
         event = calendar.event(session.reference, session.start.astimezone(NEW_YORK).date())
         return calendar.send(
-            f"{calendar.config['appointmentsUrl']}{event['id']}/reschedule/",
+            f"{calendar.config['appointmentsUrl']}{event['visit']}/reschedule/",
             _body(case, reason, start=case.target.isoformat()),
         )
 
