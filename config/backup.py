@@ -117,7 +117,9 @@ _TABLES = """
     SELECT n.nspname, c.relname
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname !~ '^pg_|^information_schema$'
+    -- A partitioned table (the audit log) counts as one, through its parent.
+    WHERE (c.relkind = 'p' OR (c.relkind = 'r' AND NOT c.relispartition))
+      AND n.nspname !~ '^pg_|^information_schema$'
     ORDER BY 1, 2
 """
 

@@ -318,6 +318,26 @@ WEBHOOK_STALE_CLAIM_SECONDS = env.int(
     "WEBHOOK_STALE_CLAIM_SECONDS", default=300, validate=Range(min=30)
 )
 
+# --- Retention --------------------------------------------------------------------------------
+# Days a row is kept once it is finished with, before the daily retention task removes it
+# (notifications.retention; docs/operations.md, "Retention and disk"). Sent, failed, skipped and
+# cancelled messages with their delivery attempts, and inbound texts, count from their last change;
+# a message still waiting or being sent is never removed.
+RETENTION_MESSAGES_DAYS = env.int("RETENTION_MESSAGES_DAYS", default=400, validate=Range(min=1))
+RETENTION_INBOUND_DAYS = env.int("RETENTION_INBOUND_DAYS", default=400, validate=Range(min=1))
+# Delivered or failed webhook events and their tries: a receiver's retries are long over.
+RETENTION_WEBHOOK_DAYS = env.int("RETENTION_WEBHOOK_DAYS", default=90, validate=Range(min=1))
+# Stored answers to Idempotency-Key requests: a client retries within minutes, not weeks.
+RETENTION_IDEMPOTENCY_DAYS = env.int("RETENTION_IDEMPOTENCY_DAYS", default=7, validate=Range(min=1))
+# Secure links, online-booking holds and waitlist offers, counted from their expiry.
+RETENTION_EXPIRED_DAYS = env.int("RETENTION_EXPIRED_DAYS", default=30, validate=Range(min=1))
+# The audit log is a legal record: whole months older than this are archived to
+# VAR_DIR/archive/audit/ and only then dropped, a partition at a time (PostgreSQL).
+AUDIT_RETENTION_YEARS = env.int("AUDIT_RETENTION_YEARS", default=6, validate=Range(min=1))
+# Rows deleted per statement, each batch its own short transaction, so the task never holds
+# locks for long or builds one huge transaction behind the live traffic.
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=5000, validate=Range(min=1))
+
 # --- Time and language ----------------------------------------------------------------------
 # Stored times are UTC; each location carries its own IANA zone for wall-clock rules.
 LANGUAGE_CODE = "en-us"

@@ -83,6 +83,23 @@ def test_the_app_role_may_only_add_to_and_read_the_audit_log(as_role, make_patie
 
 
 @pytest.mark.postgres
+def test_each_month_of_the_audit_log_is_append_only_by_its_grants_too(app_role) -> None:
+    """Named directly, a month's partition (booking 0012) refuses a change by the role's
+    grants, not only by its trigger."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, has_table_privilege(%s, c.oid, 'UPDATE'),"
+            " has_table_privilege(%s, c.oid, 'DELETE'), has_table_privilege(%s, c.oid, 'INSERT')"
+            " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'booking_auditevent'::regclass",
+            [app_role, app_role, app_role],
+        )
+        partitions = cursor.fetchall()
+    assert partitions, "the audit log is partitioned by month"
+    assert all(not update and not delete and insert for _, update, delete, insert in partitions)
+
+
+@pytest.mark.postgres
 def test_the_app_role_runs_the_application(as_role, one_chair: AppointmentType) -> None:
     as_role()
 

@@ -14,10 +14,14 @@ from booking.models import AuditEvent
 ROW_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
 
 
-def app_role_statements(*, role: str, owner: str, database: str, schema: str) -> list[sql.Composed]:
+def app_role_statements(
+    *, role: str, owner: str, database: str, schema: str, audit_partitions: tuple[str, ...] = ()
+) -> list[sql.Composed]:
     """The grants that let ``role`` run the application on ``database`` and nothing more: every
-    table's rows in ``schema``, except the audit log's, which it may only add to and read; the
-    id sequences; the same on the tables ``owner``'s later migrations create."""
+    table's rows in ``schema``, except the audit log's, which it may only add to and read (its
+    monthly ``audit_partitions`` too, should one be named directly); the id sequences; the same
+    on the tables ``owner``'s later migrations create. A month's partition made after this ran
+    is still append-only by its trigger until this runs again (after every ``migrate``)."""
     names = {
         "role": sql.Identifier(role),
         "owner": sql.Identifier(owner),
@@ -25,6 +29,9 @@ def app_role_statements(*, role: str, owner: str, database: str, schema: str) ->
         "schema": sql.Identifier(schema),
         "audit": sql.Identifier(schema, AuditEvent._meta.db_table),
         "rows": sql.SQL(ROW_PRIVILEGES),
+    } | {
+        f"partition_{n}": sql.Identifier(schema, partition)
+        for n, partition in enumerate(audit_partitions)
     }
     return [
         sql.SQL(statement).format(**names)
@@ -37,6 +44,10 @@ def app_role_statements(*, role: str, owner: str, database: str, schema: str) ->
             "GRANT {rows} ON ALL TABLES IN SCHEMA {schema} TO {role}",
             # Append-only: with UPDATE and DELETE gone, the triggers are the second guard.
             "REVOKE UPDATE, DELETE ON {audit} FROM {role}",
+            *(
+                f"REVOKE UPDATE, DELETE ON {{partition_{n}}} FROM {{role}}"
+                for n in range(len(audit_partitions))
+            ),
             "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
             "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} "
             "GRANT {rows} ON TABLES TO {role}",
@@ -102,9 +113,22 @@ class Command(BaseCommand):
             )
             if password:
                 login += sql.SQL(" PASSWORD {}").format(sql.Literal(password))
+            # The audit log's monthly partitions on PostgreSQL (booking 0012).
+            cursor.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = to_regclass(%s) ORDER BY 1",
+                [f"{schema}.{AuditEvent._meta.db_table}"],
+            )
+            partitions = tuple(name for (name,) in cursor.fetchall())
             statements = [
                 login,
-                *app_role_statements(role=role, owner=owner, database=database, schema=schema),
+                *app_role_statements(
+                    role=role,
+                    owner=owner,
+                    database=database,
+                    schema=schema,
+                    audit_partitions=partitions,
+                ),
             ]
             for statement in statements:
                 # Composed with every name quoted: DDL takes no bound parameters.
