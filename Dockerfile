@@ -15,7 +15,7 @@ RUN pip install --no-cache-dir --upgrade "pip>=25.1" \
     # A throwaway key: collectstatic needs settings, the real key comes from the environment.
     && SECRET_KEY=collectstatic-only-collectstatic-only-collectstatic-only-0000 \
        VAR_DIR=/tmp/build-var python manage.py collectstatic --noinput \
-    && mkdir -p /app/var/beat && cp -r /tmp/build-var/static /app/var/static \
+    && mkdir -p /app/var/beat /app/var/archive && cp -r /tmp/build-var/static /app/var/static \
     && rm -rf /tmp/build-var && chown -R chairside:chairside /app/var
 
 USER chairside
