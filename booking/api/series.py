@@ -409,6 +409,7 @@ class SeriesResume(APIView):
         request=ResumeInput,
         responses={
             200: SeriesSerializer,
+            400: OpenApiResponse(ERROR, "Bad input: a body that is not JSON, a reason too long."),
             403: _FORBIDDEN,
             404: _NOT_FOUND,
             409: OpenApiResponse(
