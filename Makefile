@@ -9,7 +9,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chairside_bench
 
 .PHONY: install run migrate seed static test lint format typecheck migrations-check \
         deploy-check backup-drill bench bench-availability bench-booking-race bench-series bench-reminders \
-        bench-calendar bench-calendar-browser bench-peers bench-webhooks load load-faults clean
+        bench-calendar bench-calendar-browser bench-peers bench-webhooks load load-rate load-faults clean
 
 install: $(VENV)/.installed
 
@@ -95,6 +95,12 @@ bench-peers: install
 LOAD_ARGS ?=
 load: install
 	$(PY) -m bench.load $(LOAD_ARGS)
+
+# The same system at a fixed arrival rate per route for three minutes (bookings 20/s, availability
+# 200/s, calendar 20/s, patient pages 50/s), latency from each request's intended start.
+LOAD_RATE_ARGS ?= --duration 180
+load-rate: install
+	$(PY) -m bench.load --rate $(LOAD_RATE_ARGS)
 
 # The same with Redis stopped, PostgreSQL restarted and the worker killed during the load, one
 # run each. They stop services others share: not while CI or a test suite is running.

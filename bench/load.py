@@ -29,9 +29,19 @@ other developers and CI share: they refuse to start while a CI run or a test sui
 Targets (DESIGN §6, 2 cores): >= 500 bookings/s over HTTP, availability p95 <= 50 ms. The load
 generator shares the machine with everything it measures; its CPU share is reported.
 
+Steady load (``--rate``, ``bench/load_rate.py``): instead of locust's users, requests at a fixed
+arrival rate per route (by default 20 bookings, 200 availability reads, 20 calendar weeks and 50
+patient pages a second, a chain's busy hour at ten times its peak; ``--scale`` multiplies them),
+each latency measured from the request's intended start, against the same system, then the same
+drain and integrity report. Targets (DESIGN §6): p95 availability <= 60 ms, booking <= 150 ms,
+calendar <= 200 ms, patient pages <= 100 ms, no errors. Its CPU split reads the same process
+groups, the PostgreSQL backends of the load database, and the generator's own process time.
+
 Run: .venv/bin/python -m bench.load [--duration 60] [--users 16] [--fault redis|postgres|worker]
-The last line printed is one JSON object with the figures and the integrity report; the exit
-status is 1 when an invariant failed.
+     .venv/bin/python -m bench.load --rate [book=20,availability=200,…] [--scale 1] [--duration 180]
+The last line printed is one JSON object with the figures and the integrity report (with
+``--rate``: a line per route, then one with every route's percentiles, errors and achieved rate,
+the CPU split and the integrity counts); the exit status is 1 when an invariant failed.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -218,8 +229,10 @@ def seed() -> None:
 class Services:
     """gunicorn, a Celery worker and beat, each in its own process group."""
 
-    def __init__(self, env: dict[str, str], out: Path, web_workers: int, concurrency: int):
-        self.env, self.out = env, out
+    def __init__(
+        self, env: dict[str, str], out: Path, web_workers: int, concurrency: int, port: int = PORT
+    ):
+        self.env, self.out, self.port = env, out, port
         self.web_workers, self.concurrency = web_workers, concurrency
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.workers_started = 0
@@ -245,7 +258,7 @@ class Services:
                 str(BIN / "gunicorn"),
                 "config.wsgi:application",
                 "--bind",
-                f"127.0.0.1:{PORT}",
+                f"127.0.0.1:{self.port}",
                 "--workers",
                 str(self.web_workers),
                 "--backlog",
@@ -302,6 +315,16 @@ class Services:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
 
+    def settle(self, name: str, timeout: float = 60) -> None:
+        """Wait until one of the services uses (almost) no CPU for a second."""
+        deadline = time.monotonic() + timeout
+        used = _group_cpu(self.procs[name].pid)
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            used, before = _group_cpu(self.procs[name].pid), used
+            if used - before < 0.05:
+                return
+
     def cpu_seconds(self) -> dict[str, float]:
         return {name: _group_cpu(proc.pid) for name, proc in self.procs.items()}
 
@@ -340,6 +363,59 @@ def _comm_cpu(prefix: str) -> float:
     return total / _TICK
 
 
+def _pid_cpu(pid: int) -> float | None:
+    fields = _stat_fields(str(pid))
+    return (int(fields[11]) + int(fields[12])) / _TICK if fields else None
+
+
+class BackendCpu:
+    """CPU used by the PostgreSQL backends serving one database, over a window.
+
+    Other databases on the same server (CI's, other benchmarks') are busy too, so the backends
+    are found by database in ``pg_stat_activity`` every half second; each one's CPU is counted
+    from its first reading to its last, so a connection that opens or closes in the window
+    counts for the part it was seen (the server's shared processes are not included).
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.url = database_url
+        self.database = urlsplit(database_url).path.lstrip("/")
+        self.readings: dict[int, tuple[float, float]] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.own_cpu = 0.0
+
+    def _sample(self) -> None:
+        import psycopg
+
+        started = time.thread_time()
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while True:
+                rows = conn.execute(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    [self.database],
+                ).fetchall()
+                for (pid,) in rows:
+                    if (cpu := _pid_cpu(pid)) is not None:
+                        first = self.readings.get(pid, (cpu, cpu))[0]
+                        self.readings[pid] = (first, cpu)
+                if self.stop.wait(0.5):
+                    break
+        self.own_cpu = time.thread_time() - started
+
+    def __enter__(self) -> BackendCpu:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def seconds(self) -> float:
+        return sum(last - first for first, last in self.readings.values())
+
+
 def _machine_jiffies() -> tuple[int, int, int]:
     """(busy, total, stolen) jiffies of all CPUs since boot."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -358,8 +434,8 @@ def _wait_for(check: Any, what: str, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
-def _healthy() -> bool:
-    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=5) as response:
+def _healthy(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
         return bool(response.status == 200)
 
 
@@ -451,7 +527,7 @@ def run_locust(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
         "--run-time",
         f"{args.duration}s",
         "--host",
-        f"http://127.0.0.1:{PORT}",
+        f"http://127.0.0.1:{args.port}",
         "--only-summary",
         "--loglevel",
         "WARNING",
@@ -528,11 +604,140 @@ def summarize(summary: dict[str, Any], duration_s: float) -> dict[str, Any]:
     }
 
 
+def _cpu_reading(services: Services) -> dict[str, Any]:
+    busy, total, steal = _machine_jiffies()
+    return {
+        "services": services.cpu_seconds(),
+        "postgres": _comm_cpu("postgres"),
+        "redis": _comm_cpu("redis-server"),
+        "busy": busy,
+        "total": total,
+        "steal": steal,
+    }
+
+
+def cpu_shares(
+    before: dict[str, Any], after: dict[str, Any], cores: int, client_cpu: float
+) -> dict[str, Any]:
+    """Each part's CPU as a share of all cores over the window between two readings."""
+    jiffies = after["total"] - before["total"]
+    capacity = jiffies / _TICK  # CPU seconds all cores had in the window
+
+    def share(seconds: float) -> float:
+        return round(seconds / capacity, 3) if capacity else 0.0
+
+    services_before, services_after = before["services"], after["services"]
+    return {
+        "cores": cores,
+        "window_s": round(jiffies / cores / _TICK, 1),
+        "machine_busy_share": round((after["busy"] - before["busy"]) / jiffies, 3),
+        "client_share": share(client_cpu),
+        "server_share": {
+            name: share(services_after.get(name, 0) - services_before.get(name, 0))
+            for name in ("web", "worker", "beat")
+        },
+        # A restarted server's processes are new: their CPU before the restart is gone.
+        "postgres_share": share(after["postgres"] - before["postgres"])
+        if after["postgres"] >= before["postgres"]
+        else None,
+        "redis_share": share(max(0.0, after["redis"] - before["redis"])),
+        "stolen_share": round((after["steal"] - before["steal"]) / jiffies, 3),
+    }
+
+
+def issue_links(emails: list[str]) -> list[str]:
+    """A secure link for each patient booked before the window (booking.links, as the
+    confirmation e-mail makes them)."""
+    from booking.links import patient_link_issue
+    from booking.models import Patient
+
+    return [
+        patient_link_issue(patient=patient)
+        for patient in Patient.objects.filter(email__in=emails).order_by("pk")
+    ]
+
+
+def run_rate(
+    args: argparse.Namespace, services: Services, token: str, journal: Path
+) -> dict[str, Any]:
+    """The steady-load window (bench.load_rate) with the CPU of every part read around it."""
+    from bench import load_rate
+
+    readings: dict[str, dict[str, Any]] = {}
+    own: dict[str, resource.struct_rusage] = {}
+    backends = BackendCpu(os.environ["DATABASE_URL"])
+
+    def window_edge(edge: str) -> None:
+        # This process's CPU is read inside the other readings, which cost it CPU themselves.
+        if edge == "start":
+            backends.__enter__()
+            readings[edge] = _cpu_reading(services)
+            own[edge] = resource.getrusage(resource.RUSAGE_SELF)
+        else:
+            own[edge] = resource.getrusage(resource.RUSAGE_SELF)
+            readings[edge] = _cpu_reading(services)
+            backends.__exit__()
+
+    clinic = load_rate.Clinic(
+        base_url=f"http://127.0.0.1:{args.port}",
+        location=LOCATION,
+        appointment_type=APPOINTMENT_TYPE,
+        staff_token=token,
+        days=DAYS,
+    )
+    figures = load_rate.run(
+        clinic,
+        rates=args.rates,
+        duration=args.duration,
+        journal_path=journal,
+        patients=args.patients,
+        issue_links=issue_links,
+        window_edge=window_edge,
+    )
+    before, after = readings["start"], readings["end"]
+    # The generator runs in this process; the sampler thread's own CPU is not the generator's.
+    user = own["end"].ru_utime - own["start"].ru_utime
+    system = own["end"].ru_stime - own["start"].ru_stime
+    generator_cpu = user + system - backends.own_cpu
+    cores = len(os.sched_getaffinity(0))
+    cpu = cpu_shares(before, after, cores, generator_cpu)
+    cpu["generator_share"] = cpu.pop("client_share")
+    cpu["generator_cpu_s"] = round(generator_cpu, 2)
+    # The kernel's side (a new loopback TCP connection per request: gunicorn's sync workers
+    # close each one) is the system part.
+    cpu["generator_system_cpu_s"] = round(system, 2)
+    requests = sum(route["sent"] for route in figures["routes"].values())
+    cpu["generator_cpu_ms_per_request"] = round(generator_cpu * 1000 / requests, 3)
+    cpu["postgres_backends_share"] = round(
+        backends.seconds() / (cores * cpu["window_s"]) if cpu["window_s"] else 0.0, 3
+    )
+    cpu["note"] = (
+        "shares of all cores over the window; postgres_share is every PostgreSQL process on the "
+        "machine (other databases included), postgres_backends_share only the backends of the "
+        "load database"
+    )
+    return {**figures, "cpu": cpu}
+
+
 def main(argv: list[str] | None = None) -> int:
+    from bench.load_rate import DEFAULT_RATES, parse_rates
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=60, help="seconds of load")
     parser.add_argument("--users", type=int, default=16, help="concurrent locust users")
     parser.add_argument("--wait-ms", type=float, default=0, help="mean think time per user")
+    parser.add_argument(
+        "--rate",
+        nargs="?",
+        const=DEFAULT_RATES,
+        metavar="SPEC",
+        help=f"steady load at fixed rates per route instead of locust (default {DEFAULT_RATES})",
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies every --rate")
+    parser.add_argument(
+        "--patients", type=int, default=200, help="patients whose pages --rate reads"
+    )
+    parser.add_argument("--port", type=int, default=PORT, help="gunicorn's port")
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--fault", choices=["redis", "postgres", "worker"])
@@ -542,6 +747,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="inject a fault even if tests run")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "load")
     args = parser.parse_args(argv)
+    args.rates = None
+    if args.rate is not None:
+        try:
+            args.rates = parse_rates(args.rate, args.scale)
+        except ValueError as error:
+            parser.error(f"--rate: {error}")
+        if args.patients < 1:
+            parser.error("--patients: at least 1")
 
     if args.fault and (running := busy_with_tests()) and not args.force:
         sys.exit(
@@ -567,7 +780,7 @@ def main(argv: list[str] | None = None) -> int:
         "BOOKINGS_PER_HOUR": "100000000",  # every client shares one address
         "POW_AFTER_ATTEMPTS": "100000000",  # nor does it solve proofs of work (booking.pow)
         "LOG_LEVEL": "WARNING",
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{PORT}",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{args.port}",
         # A dead worker's claims come back after 30 s instead of 5 minutes, within the drain.
         "OUTBOX_STALE_CLAIM_SECONDS": "30",
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -579,22 +792,30 @@ def main(argv: list[str] | None = None) -> int:
     setup_django()
     seed()
     token = _run([sys.executable, str(ROOT / "manage.py"), "staff_token", STAFF_USER]).split()[-1]
+    if args.rates and "patient" in args.rates:
+        # The patient pages name their static files by the hashed names collectstatic writes.
+        log("collectstatic")
+        _run([sys.executable, str(ROOT / "manage.py"), "collectstatic", "--noinput", "-v", "0"])
     info = machine_info()
     # Redis db of the run: nothing of an earlier run (queued tasks, rate-limit windows) remains.
     import redis
 
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
 
-    services = Services(env, args.out, args.web_workers, args.concurrency)
+    services = Services(env, args.out, args.web_workers, args.concurrency, args.port)
     timeline: list[dict[str, Any]] = []
     fault_thread = None
+    steady: dict[str, Any] | None = None
     try:
         services.start()
-        _wait_for(_healthy, f"gunicorn on port {PORT}")
-        log(
-            f"load: {args.users} users for {args.duration} s, {args.web_workers} web workers, "
-            f"fault: {mode}"
-        )
+        _wait_for(lambda: _healthy(args.port), f"gunicorn on port {args.port}")
+        if args.rates:
+            log(f"load: {args.rates} per s for {args.duration} s, fault: {mode}")
+        else:
+            log(
+                f"load: {args.users} users for {args.duration} s, {args.web_workers} web workers, "
+                f"fault: {mode}"
+            )
         locust_env = {
             **env,
             "LOAD_LOCATION": LOCATION,
@@ -605,9 +826,6 @@ def main(argv: list[str] | None = None) -> int:
             "LOAD_SUMMARY": str(summary_path),
             "LOAD_WAIT_MS": str(args.wait_ms),
         }
-        cpu_before = services.cpu_seconds()
-        pg_before, redis_before = _comm_cpu("postgres"), _comm_cpu("redis-server")
-        busy_before, total_before, steal_before = _machine_jiffies()
         if args.fault:
 
             def fault() -> None:
@@ -615,14 +833,23 @@ def main(argv: list[str] | None = None) -> int:
                 inject(args.fault, services, args.fault_seconds, timeline)
 
             fault_thread = threading.Thread(target=fault, daemon=True)
-            fault_thread.start()
-        client = run_locust(args, locust_env)
-        busy_after, total_after, steal_after = _machine_jiffies()
-        cpu_after = services.cpu_seconds()
-        pg_after, redis_after = _comm_cpu("postgres"), _comm_cpu("redis-server")
+        if args.rates:
+            if fault_thread is not None:
+                fault_thread.start()  # the setup before the window adds a few seconds
+            steady = run_rate(args, services, token, journal)
+            log("load done; waiting for gunicorn to go idle, then draining the outbox")
+            # Requests the client gave up on may still be in gunicorn's queue, and a booking
+            # among them commits (and plans messages) after the client's last answer.
+            services.settle("web")
+        else:
+            before = _cpu_reading(services)
+            if fault_thread is not None:
+                fault_thread.start()
+            client = run_locust(args, locust_env)
+            after = _cpu_reading(services)
+            log(f"load done (locust exit {client['exit']}); draining the outbox")
         if fault_thread is not None:
             fault_thread.join()
-        log(f"load done (locust exit {client['exit']}); draining the outbox")
         drained = drain(args.drain)
         log(f"drain: {drained}")
     finally:
@@ -635,26 +862,6 @@ def main(argv: list[str] | None = None) -> int:
     connection.close()  # a restarted server dropped it
     from bench.integrity import integrity_report
 
-    summary = json.loads(summary_path.read_text())
-    measured = (summary["last_response_at"] or 0) - (summary["first_request_at"] or 0)
-    figures = summarize(summary, measured)
-    cores = info["cores"] or 1
-    wall = (total_after - total_before) / cores / _TICK
-    figures["cpu"] = {
-        "machine_busy_share": round((busy_after - busy_before) / (total_after - total_before), 3),
-        "client_share": round(client["cpu_seconds"] / (wall * cores), 3),
-        "server_share": {
-            name: round((cpu_after.get(name, 0) - cpu_before.get(name, 0)) / (wall * cores), 3)
-            for name in ("web", "worker", "beat")
-        },
-        # A restarted server's processes are new: their CPU before the restart is gone.
-        "postgres_share": round((pg_after - pg_before) / (wall * cores), 3)
-        if pg_after >= pg_before
-        else None,
-        "redis_share": round(max(0.0, redis_after - redis_before) / (wall * cores), 3),
-        "stolen_share": round((steal_after - steal_before) / (total_after - total_before), 3),
-        "note": "shares of all cores over the load window; the worker's restarts lose its CPU",
-    }
     report = integrity_report(
         journal_path=journal,
         var_dir=runtime,
@@ -664,19 +871,28 @@ def main(argv: list[str] | None = None) -> int:
         # message and the commit recording it; nothing in a killed process can record it.
         sends_in_doubt=args.concurrency if args.fault == "worker" else 0,
     )
+    settings = {
+        "duration_s": args.duration,
+        "web_workers": args.web_workers,
+        "worker_concurrency": args.concurrency,
+        "fault_at_s": args.fault_at if args.fault else None,
+        "fault_seconds": args.fault_seconds if args.fault else None,
+    }
+    if steady is not None:
+        return report_rate(args, steady, info, settings, timeline, drained, report)
+
+    summary = json.loads(summary_path.read_text())
+    measured = (summary["last_response_at"] or 0) - (summary["first_request_at"] or 0)
+    figures = summarize(summary, measured)
+    figures["cpu"] = cpu_shares(before, after, info["cores"] or 1, client["cpu_seconds"])
+    figures["cpu"]["note"] = (
+        "shares of all cores over the load window; the worker's restarts lose its CPU"
+    )
     result = {
         "benchmark": "load",
         "fault": mode,
         "machine": info,
-        "settings": {
-            "duration_s": args.duration,
-            "users": args.users,
-            "wait_ms": args.wait_ms,
-            "web_workers": args.web_workers,
-            "worker_concurrency": args.concurrency,
-            "fault_at_s": args.fault_at if args.fault else None,
-            "fault_seconds": args.fault_seconds if args.fault else None,
-        },
+        "settings": {**settings, "users": args.users, "wait_ms": args.wait_ms},
         **figures,
         "fault_timeline": [
             {**event, "at_s": round(event["at"] - (summary["first_request_at"] or 0), 1)}
@@ -702,11 +918,89 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if report["ok"] else 1
 
 
+def report_rate(
+    args: argparse.Namespace,
+    steady: dict[str, Any],
+    info: dict[str, Any],
+    settings: dict[str, Any],
+    timeline: list[dict[str, Any]],
+    drained: dict[str, Any],
+    report: dict[str, Any],
+) -> int:
+    """The steady-load run: the whole result in ``result-rate-<fault>.json``, a JSON line per
+    route, and last a summary line with every route's figures, the CPU split and integrity."""
+    mode = args.fault or "none"
+    started = steady["window"]["started_at"]
+    result = {
+        "benchmark": "load-rate",
+        "fault": mode,
+        "machine": info,
+        "settings": {**settings, "rates": args.rates, "scale": args.scale},
+        **steady,
+        "fault_timeline": [
+            {**event, "at_s": round(event["at"] - started, 1)} for event in timeline
+        ],
+        "drain": drained,
+        "integrity": report,
+    }
+    (args.out / f"result-rate-{mode}.json").write_text(json.dumps(result, indent=2, default=str))
+    log("integrity: " + ("OK" if report["ok"] else "VIOLATIONS " + "; ".join(report["violations"])))
+    for route, figures in steady["routes"].items():
+        print(json.dumps({"bench": "load-rate", "key": route, **figures}))
+    print(json.dumps(rate_headline(result)))
+    return 0 if report["ok"] else 1
+
+
+def rate_headline(result: dict[str, Any]) -> dict[str, Any]:
+    """The steady-load run in one line: per route the rates, percentiles and errors against the
+    p95 target, the CPU split, and the integrity counts that must be zero."""
+    keep = ("offered_per_s", "achieved_per_s", "p50_ms", "p95_ms", "p99_ms", "errors")
+    cpu = result["cpu"]
+    return {
+        "bench": "load-rate",
+        "fault": result["fault"],
+        "duration_s": result["settings"]["duration_s"],
+        "routes": {
+            route: {
+                **{key: figures[key] for key in keep},
+                "conflicts": figures["conflicts"],
+                "p95_target_ms": figures["p95_target_ms"],
+                "met": figures["p95_met"] and figures["errors"] == 0,
+            }
+            for route, figures in result["routes"].items()
+        },
+        # Shares of both cores over the window; PostgreSQL counts the load database's backends
+        # (the server's other databases belong to other work on the machine).
+        "cpu": {
+            "web": cpu["server_share"]["web"],
+            "worker": cpu["server_share"]["worker"],
+            "beat": cpu["server_share"]["beat"],
+            "postgres": cpu["postgres_backends_share"],
+            "redis": cpu["redis_share"],
+            "generator": cpu["generator_share"],
+            "machine_busy": cpu["machine_busy_share"],
+        },
+        "generator_send_lag_ms": result["generator_send_lag_ms"],
+        **integrity_counts(result["integrity"]),
+    }
+
+
+def integrity_counts(integrity: dict[str, Any]) -> dict[str, Any]:
+    """The integrity counts that must be zero, and the verdict."""
+    overlaps, bookings, sends = integrity["overlaps"], integrity["bookings"], integrity["sends"]
+    return {
+        "overlaps": overlaps["overlapping_allocations"] + overlaps["overlapping_patient_visits"],
+        "lost": bookings["lost"],
+        "duplicate_messages": sends["rows_sent_twice"]
+        + sends["messages_delivered_more_than_once"]
+        + sends["output_duplicate_messages"],
+        "integrity_ok": integrity["ok"],
+    }
+
+
 def headline(result: dict[str, Any]) -> dict[str, Any]:
     """The run in one line (the last one printed): throughput, availability p95 and the three
     integrity counts that must be zero; the whole report is the line before it."""
-    integrity = result["integrity"]
-    overlaps, bookings, sends = integrity["overlaps"], integrity["bookings"], integrity["sends"]
     return {
         "bench": "load",
         "fault": result["fault"],
@@ -714,12 +1008,7 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         "availability_p95_ms": result["requests"]
         .get("GET /api/v1/availability/", {})
         .get("p95_ms"),
-        "overlaps": overlaps["overlapping_allocations"] + overlaps["overlapping_patient_visits"],
-        "lost": bookings["lost"],
-        "duplicate_messages": sends["rows_sent_twice"]
-        + sends["messages_delivered_more_than_once"]
-        + sends["output_duplicate_messages"],
-        "integrity_ok": integrity["ok"],
+        **integrity_counts(result["integrity"]),
     }
 
 

@@ -23,12 +23,18 @@ import itertools
 import json
 import os
 import random
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from locust import FastHttpUser, between, constant, events, task
+
+# locust puts this file's folder on the path, not the project's.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.load_rate import REFUSALS, booking_request
 
 LOCATION = os.environ.get("LOAD_LOCATION", "load-clinic")
 APPOINTMENT_TYPE = os.environ.get("LOAD_TYPE", "load-consult")
@@ -40,19 +46,13 @@ SUMMARY = os.environ.get("LOAD_SUMMARY", "var/load/summary.json")
 WAIT_MS = float(os.environ.get("LOAD_WAIT_MS", "0"))
 # Patients of this run are told apart from any earlier run's by this tag in their e-mail.
 RUN = os.environ.get("LOAD_RUN", uuid.uuid4().hex[:8])
-EMAIL_DOMAIN = "load.chairside.invalid"
 
 AVAILABILITY = "GET /api/v1/availability/"
 BOOK = "POST /api/v1/bookings/"
 RESCHEDULE = "POST /api/v1/appointments/<ref>/reschedule/"
 CANCEL = "POST /api/v1/appointments/<ref>/cancel/"
-# Answers that say for certain nothing was done (a taken slot, a refused rule): anything else
-# that is not a success (a dropped connection, a 5xx) may or may not have been committed.
-REFUSALS = frozenset({400, 404, 409, 422, 429})
 
 _sequence = itertools.count()
-# New York mobile-capable area codes; exchanges 220-289 avoid the N11 service codes.
-_AREAS = ("212", "347", "646", "718", "917")
 
 _journal = open(JOURNAL, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives as long as the run
 _latencies: dict[str, list[float]] = {}
@@ -62,12 +62,6 @@ _window: dict[str, float] = {}
 
 def _record(op: str, **fields: Any) -> None:
     _journal.write(json.dumps({"op": op, "at": time.time(), **fields}) + "\n")
-
-
-def _phone(n: int) -> str:
-    rest = n // len(_AREAS)
-    exchange = 220 + (rest // 10_000) % 70
-    return f"+1{_AREAS[n % len(_AREAS)]}{exchange}{rest % 10_000:04d}"
 
 
 @events.request.add_listener
@@ -144,21 +138,9 @@ class Patient(FastHttpUser):
                 return
         start = self.slots.pop()
         n = next(_sequence)
-        email = f"p{n}-{RUN}@{EMAIL_DOMAIN}"
-        body = {
-            "location": LOCATION,
-            "appointment_type": APPOINTMENT_TYPE,
-            "start": start,
-            "patient": {
-                "first_name": "Load",
-                "last_name": f"Patient {n}",
-                "email": email,
-                "phone": _phone(n),
-                "date_of_birth": "1985-06-15",
-            },
-            "intake": {"conditions": [], "medications": "", "prior_treatments": ""},
-            "sms_consent": n % 2 == 0,
-        }
+        email, body = booking_request(
+            n, run=RUN, location=LOCATION, appointment_type=APPOINTMENT_TYPE, start=start
+        )
         with self.client.post(
             "/api/v1/bookings/",
             json=body,
