@@ -3,6 +3,10 @@ import os
 from celery import Celery
 from celery.schedules import crontab
 
+from config import broker
+
+broker.install()
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("chairside")

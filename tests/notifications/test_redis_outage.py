@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from typing import Any
 
 import pytest
 import redis
+from celery import Celery
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
@@ -339,3 +341,60 @@ def test_a_sweep_that_cannot_reach_redis_loses_nothing(
     work_off(redis_server)
 
     assert_confirmation_sent_once(booked, texts, mailoutbox)
+
+
+def _wait_for(condition: Callable[[], bool], what: str, seconds: float = WAIT) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("transport", "survives"),
+    [(None, True), ("kombu.transport.redis:Transport", False)],
+    ids=["config.broker's transport", "kombu's own transport"],
+)
+def test_a_worker_waiting_for_work_with_a_task_in_hand_goes_on_after_redis_comes_back(
+    redis_server: RedisServer, tmp_path: Path, transport: str | None, survives: bool
+):
+    # One task naps (acknowledged late, so unacknowledged while Redis goes away) and the worker's
+    # other process waits on the queue: kombu 5.7's own transport dies of it (config.broker).
+    root = Path(__file__).resolve().parents[2]
+    log = tmp_path / "worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "NAPPING_BROKER_URL": redis_server.url,
+        "NAPPING_TRANSPORT": transport or "",
+    }
+    with log.open("wb") as out:
+        worker = subprocess.Popen(  # noqa: S603 - this interpreter's own celery
+            [sys.executable, "-m", "celery", "-A", "tests.notifications.napping_app",
+             "worker", "--concurrency=2", "--loglevel=WARNING", f"--hostname=nap{os.getpid()}@%h"],
+            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    napping = Celery("napping-client", broker=redis_server.url)
+    try:
+        napping.send_task("napping.nap", args=[3, str(tmp_path / "first")])
+        _wait_for(lambda: (tmp_path / "first.started").exists(), "the first task started")
+        time.sleep(0.5)  # the other process is back waiting on the queue
+
+        redis_server.stop()
+        time.sleep(2)
+        redis_server.start()
+
+        if not survives:
+            worker.wait(timeout=WAIT)
+            assert "Unrecoverable error" in log.read_text()
+            return
+        napping.send_task("napping.nap", args=[0, str(tmp_path / "second")])
+        _wait_for(
+            lambda: (tmp_path / "second.done").exists(),
+            f"a task sent after Redis came back ran; worker alive: {worker.poll() is None}",
+        )
+        assert worker.poll() is None
+        assert "Unrecoverable error" not in log.read_text()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=WAIT)
