@@ -4,11 +4,12 @@ input."""
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import date
+from datetime import UTC, date, datetime
 
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.dateparse import parse_datetime
 from phonenumbers import geocoder
 
 # Dates outside this span are refused rather than searched: nothing is bookable there, and
@@ -24,6 +25,29 @@ def validate_date_in_range(value: date) -> None:
     zone east of UTC on the first) fall outside what datetime can hold."""
     if not EARLIEST_DATE <= value <= LATEST_DATE:
         raise ValidationError(DATE_RANGE_MESSAGE, code="date_range")
+
+
+def parse_aware_instant(value: object) -> datetime:
+    """An ISO 8601 date and time that carries its UTC offset, in UTC; ValidationError with code
+    ``invalid`` (not such a text), ``naive`` (no offset: a visit's time is never guessed) or
+    ``range`` (outside EARLIEST_DATE to LATEST_DATE). Each caller words the error its way."""
+    parsed = None
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        raise ValidationError("Not an ISO 8601 date and time.", code="invalid")
+    if parsed.utcoffset() is None:
+        raise ValidationError("No UTC offset.", code="naive")
+    try:
+        instant = parsed.astimezone(UTC)
+    except OverflowError:
+        instant = None
+    if instant is None or not EARLIEST_DATE <= instant.date() <= LATEST_DATE:
+        raise ValidationError(DATE_RANGE_MESSAGE, code="range")
+    return instant
 
 
 def normalize_phone(value: str) -> str:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import Direction, inline_serializer
@@ -25,7 +24,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 
-from booking.validators import EARLIEST_DATE, LATEST_DATE
+from booking.validators import EARLIEST_DATE, LATEST_DATE, parse_aware_instant
 from scheduling.models import AppointmentType, Location
 
 MAX_RANGE_DAYS = 62
@@ -185,23 +184,10 @@ class AwareDateTime(serializers.DateTimeField):
     }
 
     def to_internal_value(self, value: Any) -> datetime:
-        if not isinstance(value, str) or len(value) > 64:
-            self.fail("invalid")
         try:
-            parsed = parse_datetime(value)
-        except ValueError:
-            parsed = None
-        if parsed is None:
-            self.fail("invalid")
-        if parsed.utcoffset() is None:
-            self.fail("naive")
-        try:
-            instant = parsed.astimezone(UTC)
-        except OverflowError:
-            self.fail("range")
-        if not EARLIEST_DATE <= instant.date() <= LATEST_DATE:
-            self.fail("range")
-        return instant
+            return parse_aware_instant(value)
+        except DjangoValidationError as error:
+            self.fail(error.code or "invalid")
 
 
 def appointment_type_at(location: Location, slug: str) -> AppointmentType:

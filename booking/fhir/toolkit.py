@@ -6,14 +6,13 @@ bad input), and strict reading of search parameters and references.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any, NoReturn
-from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.utils.cache import add_never_cache_headers
-from django.utils.dateparse import parse_datetime
 from knox.auth import TokenAuthentication
 from rest_framework import exceptions, status
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
@@ -27,7 +26,7 @@ from rest_framework.views import APIView
 from booking.access.roles import VIEW, is_staff_member
 from booking.errors import BookingError
 from booking.fhir.resources import FHIR_JSON, operation_outcome, validated
-from booking.validators import EARLIEST_DATE, LATEST_DATE
+from booking.validators import EARLIEST_DATE, LATEST_DATE, parse_aware_instant
 
 # Search parameters and operation inputs named in one error, at most.
 MAX_REPORTED = 10
@@ -232,38 +231,20 @@ def local_date(value: str, name: str) -> date:
     return day
 
 
-def local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    # The day's local start, converted to UTC at once: a day is 23 or 25 hours around DST.
-    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
-
-
-def next_midnight(day: date, zone: ZoneInfo) -> datetime:
-    return local_midnight(day + timedelta(days=1), zone)
-
-
 def aware_instant(value: Any, element: str) -> datetime:
     """An ISO 8601 date and time with its offset, in UTC; a naive one is never guessed."""
-    parsed = None
-    if isinstance(value, str) and len(value) <= 64:
-        try:
-            parsed = parse_datetime(value)
-        except ValueError:
-            parsed = None
-    if parsed is None:
-        unprocessable(f"{element}: give a date and time in ISO 8601 with its offset.", element)
-    if parsed.utcoffset() is None:
-        unprocessable(f"{element}: give the time with its UTC offset.", element)
     try:
-        instant = parsed.astimezone(UTC)
-    except OverflowError:
-        instant = None
-    if instant is None or not EARLIEST_DATE <= instant.date() <= LATEST_DATE:
-        unprocessable(
-            f"{element}: must be between {EARLIEST_DATE.isoformat()} and "
-            f"{LATEST_DATE.isoformat()}.",
-            element,
-        )
-    return instant
+        return parse_aware_instant(value)
+    except ValidationError as error:
+        if error.code == "naive":
+            unprocessable(f"{element}: give the time with its UTC offset.", element)
+        if error.code == "range":
+            unprocessable(
+                f"{element}: must be between {EARLIEST_DATE.isoformat()} and "
+                f"{LATEST_DATE.isoformat()}.",
+                element,
+            )
+        unprocessable(f"{element}: give a date and time in ISO 8601 with its offset.", element)
 
 
 def reference_id(value: str, resource_type: str, name: str) -> int:

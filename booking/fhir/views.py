@@ -46,8 +46,6 @@ from booking.fhir.toolkit import (
     aware_instant,
     invalid,
     local_date,
-    local_midnight,
-    next_midnight,
     one,
     query,
     reference_id,
@@ -57,6 +55,7 @@ from booking.models import Appointment, AppointmentStatus, Patient
 from booking.online import consultation_request_online, tentative_confirm, tentative_token_issue
 from booking.selectors import available_slots
 from booking.services import IntakeAnswers, PatientDetails, appointment_book
+from scheduling.availability import from_minutes, local_day_bounds
 from scheduling.models import AppointmentType, Location
 
 # The longest range one search or ``$find`` covers, in local days: the availability API's.
@@ -279,7 +278,7 @@ def _date_bounds(values: list[str], location: Location) -> tuple[datetime | None
     for value in values:
         prefix = value[:2] if value[:2] in _PREFIXES else "eq"
         day = local_date(value.removeprefix(prefix), "date")
-        lo, hi = local_midnight(day, zone), next_midnight(day, zone)
+        lo, hi = (from_minutes(minute) for minute in local_day_bounds(zone, day))
         low = {"eq": lo, "ge": lo, "gt": hi}.get(prefix)
         high = {"eq": hi, "le": hi, "lt": lo}.get(prefix)
         if low is not None:
