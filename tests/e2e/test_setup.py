@@ -195,6 +195,8 @@ def test_an_admin_sets_up_a_new_clinic_and_a_patient_books_online(
     expect(page.get_by_role("heading", level=1)).to_have_text(
         "Reminders for Comprehensive evaluation"
     )
+    # The preview follows focus by a deferred script: it has run once the DOM is loaded.
+    page.wait_for_load_state("domcontentloaded")
     morning = page.get_by_role("group", name="Morning of the visit", exact=True)
     expect(morning.get_by_label("Or at this time of day")).to_have_value("07:30")
     preview = page.get_by_role("complementary", name="Preview")
