@@ -77,3 +77,14 @@ def test_a_bad_value_stops_start_up_naming_the_variable(tmp_path, name, value):
     assert started.returncode != 0
     last_line = started.stderr.strip().splitlines()[-1]
     assert name in last_line, started.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgresql_connections_run_without_jit_compilation():
+    # A count over the partitioned audit log spent nearly all its time compiling (bench.growth).
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone() == ("off",)
