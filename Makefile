@@ -9,7 +9,8 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chairside_bench
 
 .PHONY: install run migrate seed static test lint format typecheck migrations-check \
         deploy-check backup-drill bench bench-availability bench-booking-race bench-series bench-reminders \
-        bench-calendar bench-calendar-browser bench-peers bench-webhooks load load-rate load-faults clean
+        bench-calendar bench-calendar-browser bench-peers bench-growth bench-webhooks load load-rate \
+        load-faults clean
 
 install: $(VENV)/.installed
 
@@ -89,6 +90,14 @@ bench-calendar-browser: install
 # needs the network, so it is not part of `bench`); its database is the bench one's name + _peer.
 bench-peers: install
 	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)} $(PY) -m bench.peers
+
+# The same window at 1M and 10M visits of a chain's history (GROWTH_ARGS: --sizes 1M,10M,50M where
+# the disk allows, ~5.3 GB a million visits). Not part of `bench`: it drops and rebuilds its own
+# database, GROWTH_DATABASE_URL (never DATABASE_URL, which may name one worth keeping).
+GROWTH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chairside_growth
+GROWTH_ARGS ?= --sizes 1M,10M
+bench-growth: install
+	DATABASE_URL=$(GROWTH_DATABASE_URL) $(PY) -m bench.growth --fresh $(GROWTH_ARGS)
 
 # The system over HTTP (gunicorn on 127.0.0.1:8100, worker, beat, PostgreSQL, Redis) under a
 # mixed load, then the integrity report; its own database chairside_load (LOAD_ARGS: --users …).
