@@ -396,5 +396,6 @@ def test_a_worker_waiting_for_work_with_a_task_in_hand_goes_on_after_redis_comes
         assert worker.poll() is None
         assert "Unrecoverable error" not in log.read_text()
     finally:
+        napping.close()
         worker.terminate()
         worker.wait(timeout=WAIT)
