@@ -6,10 +6,9 @@ matches no patient belongs to no location: every staff member sees those, to ans
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -21,6 +20,7 @@ from booking.access.decorators import staff_required
 from booking.access.roles import VIEW
 from booking.access.scoping import appointments_for, location_ids
 from booking.models import Appointment, AuditAction, WaitlistOffer
+from booking.paging import keyset_page
 from notifications.models import (
     DeliveryAttempt,
     InboundMessage,
@@ -32,47 +32,6 @@ from notifications.models import (
 # A visit this close without a confirmed escort goes on the front desk's list.
 ESCORT_DEADLINE = timedelta(hours=24)
 LOG_PAGE_SIZE = 50
-
-
-@dataclass
-class LogPage:
-    """One page of the log, newest first, and the ids the links to its neighbours start from.
-
-    Pages are found from an id, never counted or skipped to: on an outbox of millions of rows
-    a page is an index scan of the primary key that stops after a page of rows."""
-
-    messages: list[OutboundMessage]
-    newer: int | None  # link to the newer page: rows with an id above this one
-    older: int | None  # link to the older page: rows with an id below this one
-    older_than: int | None
-    newer_than: int | None
-
-
-def _id_param(value: str | None) -> int | None:
-    return int(value) if value and value.isdecimal() and len(value) <= 18 else None
-
-
-def _log_page(
-    messages: QuerySet[OutboundMessage], *, before: str | None, after: str | None
-) -> LogPage:
-    older_than, newer_than = _id_param(before), _id_param(after)
-    if newer_than is not None:
-        rows = list(messages.filter(id__gt=newer_than).order_by("id")[: LOG_PAGE_SIZE + 1])
-        more_newer, rows = len(rows) > LOG_PAGE_SIZE, rows[:LOG_PAGE_SIZE][::-1]
-        more_older = True
-    else:
-        if older_than is not None:
-            messages = messages.filter(id__lt=older_than)
-        rows = list(messages.order_by("-id")[: LOG_PAGE_SIZE + 1])
-        more_older, rows = len(rows) > LOG_PAGE_SIZE, rows[:LOG_PAGE_SIZE]
-        more_newer = older_than is not None
-    return LogPage(
-        messages=rows,
-        newer=rows[0].pk if rows and more_newer else None,
-        older=rows[-1].pk if rows and more_older else None,
-        older_than=older_than,
-        newer_than=newer_than,
-    )
 
 
 @require_GET
@@ -88,7 +47,13 @@ def message_log(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status in MessageStatus.values:
         messages = messages.filter(status=status)
-    page = _log_page(messages, before=request.GET.get("before"), after=request.GET.get("after"))
+    page = keyset_page(
+        messages,
+        ("id",),
+        before=request.GET.get("before"),
+        after=request.GET.get("after"),
+        size=LOG_PAGE_SIZE,
+    )
     escorts_missing = (
         Appointment.objects.active()
         .filter(

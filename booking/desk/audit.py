@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 from django.conf import settings
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -29,6 +28,7 @@ from booking.access.decorators import staff_required
 from booking.access.roles import VIEW_AUDIT
 from booking.access.scoping import audit_events_for
 from booking.models import AuditAction, AuditEvent
+from booking.paging import keyset_page
 from booking.validators import validate_date_in_range
 
 PAGE_SIZE = 50
@@ -118,9 +118,18 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     else:
         status = 200
         audit(request, AuditAction.VIEW, object_type="audit_log", filters=form.as_detail())
-    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    # Found from the key of the row next to it, never counted: a location's log grows for
+    # its legal period (bench.growth: a count of pages took 184 ms at 10 M visits).
+    page = keyset_page(
+        events,
+        ("at", "id"),
+        before=request.GET.get("before"),
+        after=request.GET.get("after"),
+        size=PAGE_SIZE,
+    )
     query = request.GET.copy()
-    query.pop("page", None)
+    for key in ("before", "after", "page"):
+        query.pop(key, None)
     return render(
         request,
         "staff/audit.html",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -200,24 +201,54 @@ def test_bad_filters_are_a_400_with_the_field_named(admin_client: Client, query)
     assert not AuditEvent.objects.filter(action="export").exists()
 
 
-def test_it_pages_through_many_events(admin_client: Client, record) -> None:
+def test_it_pages_through_many_events_and_back(admin_client: Client, record) -> None:
+    # Three events to a minute, so that a page's edge falls among events of the same instant.
     AuditEvent.objects.bulk_create(
         AuditEvent(
-            at=NOW - timedelta(minutes=n),
+            at=NOW - timedelta(minutes=n // 3),
             username=f"user{n:03d}",
             action="view",
             object_type="day_board",
         )
         for n in range(60)
     )
+    everyone = [
+        e.username
+        for e in AuditEvent.objects.filter(object_type="day_board").order_by("-at", "-id")
+    ]
+
+    def link(page: str, name: str) -> str | None:
+        found = re.search(rf'href="\?user=&amp;((?:before|after)=[\d.]+)">{name}<', page)
+        return found.group(1) if found else None
+
+    def users(page: str) -> list[str]:
+        return re.findall(r"<td>(user\d{3})</td>", page)
 
     first = admin_client.get(URL, {"user": ""}).content.decode()
-    second = admin_client.get(URL, {"user": "", "page": "2"}).content.decode()
+    older = link(first, "Older")
+    assert older is not None
+    assert link(first, "Newer") is None
+    second = admin_client.get(f"{URL}?user=&{older}").content.decode()
 
     assert len(rows(first)) == 50
-    assert "Page 1 of 2" in first
-    assert "page=2" in first
-    assert "user059" in second
+    # Every event once, newest first, across the two pages.
+    assert users(first) + users(second) == everyone
+    assert link(second, "Older") is None
+    newer = link(second, "Newer")
+    assert newer is not None
+    assert users(admin_client.get(f"{URL}?user=&{newer}").content.decode()) == users(first)
+
+
+@pytest.mark.parametrize("query", ["before=abc", "after=-1", "before=1.2.3", "page=2", "before=9"])
+def test_a_page_link_that_makes_no_sense_shows_the_newest(
+    admin_client: Client, record, query: str
+) -> None:
+    record("alice")
+
+    response = admin_client.get(f"{URL}?{query}")
+
+    assert response.status_code == 200
+    assert "alice" in response.content.decode()
 
 
 # --- The CSV export ------------------------------------------------------------------------------
