@@ -599,6 +599,7 @@ def _history_sql(cur: Any, table: str) -> str:
             {
                 "id": "g.appointment_id * 10 + j",
                 "appointment_id": "g.appointment_id",
+                "location_id": "%(location_id)s",
                 "kind": "(%(kinds)s::text[])[j / 2 + 1]",
                 "channel": "CASE WHEN mod(j, 2) = 0 THEN 'email' ELSE 'sms' END",
                 "status": f"CASE WHEN {failed} THEN 'failed' ELSE 'sent' END",

@@ -256,14 +256,15 @@ def _build() -> int:
         # The confirmation each visit was sent when booked, and the request to confirm that
         # confirming dropped: the rows a live outbox holds besides the reminders.
         columns = (
-            "appointment_id, kind, channel, status, due_at, appointment_version, "
+            "appointment_id, location_id, kind, channel, status, due_at, appointment_version, "
             "late_cutoff_minutes, attempts, claimed_at, sent_at, recipient, provider_id, "
             "detail, created_at, updated_at"
         )
         _execute(
             f"""
             INSERT INTO notifications_outboundmessage ({columns})
-            SELECT a.id, m.kind, c.channel, m.status, %(booked_at)s, a.version, 1440,
+            SELECT a.id, a.location_id, m.kind, c.channel, m.status, %(booked_at)s, a.version,
+                   1440,
                    CASE WHEN m.status = 'sent' THEN 1 ELSE 0 END, NULL,
                    CASE WHEN m.status = 'sent' THEN %(booked_at)s END,
                    CASE WHEN m.status <> 'sent' THEN ''

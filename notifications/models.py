@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 
 from booking.models import Appointment, Patient
-from scheduling.models import AppointmentType
+from scheduling.models import AppointmentType, Location
 
 
 class Channel(models.TextChoices):
@@ -103,6 +103,12 @@ class OutboundMessage(models.Model):
     appointment = models.ForeignKey(
         Appointment, on_delete=models.CASCADE, related_name="outbound_messages", db_index=False
     )
+    # The visit's location, copied (a visit never moves between locations): the desk's log and
+    # list of failures read one location's rows through their own indexes, however many
+    # locations a chain has, instead of walking the chain's rows through the visits.
+    location = models.ForeignKey(
+        Location, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     kind = models.CharField(max_length=24, choices=MessageKind.choices)
     channel = models.CharField(max_length=8, choices=Channel.choices)
     status = models.CharField(
@@ -145,10 +151,19 @@ class OutboundMessage(models.Model):
                 name="outbound_sms_sent_to",
                 condition=Q(channel="sms", status="sent"),
             ),
-            # The front desk's list of failures (few rows, however large the outbox).
+            # The chain's failures of the last day (outbox_status) and those past their
+            # retention period.
             models.Index(
                 fields=["updated_at"],
                 name="outbound_failed",
+                condition=Q(status="failed"),
+            ),
+            # The desk's message log, a page at a time, newest first.
+            models.Index(fields=["location", "id"], name="outbound_location_log"),
+            # The desk's list of failures at its locations, latest first.
+            models.Index(
+                fields=["location", "updated_at"],
+                name="outbound_location_failed",
                 condition=Q(status="failed"),
             ),
         ]

@@ -73,6 +73,7 @@ def _row(
     due = max(due, now)
     return OutboundMessage(
         appointment=appointment,
+        location_id=appointment.location_id,
         kind=kind,
         channel=channel,
         status=status,
@@ -137,6 +138,7 @@ def reminder_rows(
 # bulk upsert cost more than the database's work for it, on every booking.
 _OUTBOX_COLUMNS = (
     "appointment_id",
+    "location_id",
     "kind",
     "channel",
     "status",
@@ -156,7 +158,7 @@ _OUTBOX_COLUMNS = (
 _OUTBOX_REPLANNED = tuple(
     column
     for column in _OUTBOX_COLUMNS
-    if column not in ("appointment_id", "kind", "channel", "recipient", "created_at")
+    if column not in ("appointment_id", "location_id", "kind", "channel", "recipient", "created_at")
 )
 _OUTBOX_UPSERT_SQL = (
     f"INSERT INTO {OutboundMessage._meta.db_table} ({', '.join(_OUTBOX_COLUMNS)}) "  # noqa: S608
@@ -181,6 +183,7 @@ def outbox_upsert(rows: list[OutboundMessage]) -> None:
                 for row in rows
                 for value in (
                     row.appointment_id,
+                    row.location_id,
                     row.kind,
                     row.channel,
                     row.status,

@@ -233,12 +233,14 @@ CREATE TEMP TABLE IF NOT EXISTS replan_difference (
 _WRITE = """
 WITH inserted AS (
     INSERT INTO notifications_outboundmessage AS o (
-        appointment_id, kind, channel, status, due_at, appointment_version,
+        appointment_id, location_id, kind, channel, status, due_at, appointment_version,
         late_cutoff_minutes, attempts, claimed_at, sent_at, recipient, provider_id, detail,
         created_at, updated_at
     )
-    SELECT d.appointment_id, d.kind, d.channel, d.status, d.due_at, d.version, d.cutoff,
-           0, NULL, NULL, '', '', d.detail, %(now)s, %(now)s
+    SELECT d.appointment_id,
+           (SELECT a.location_id FROM booking_appointment a WHERE a.id = d.appointment_id),
+           d.kind, d.channel, d.status, d.due_at, d.version, d.cutoff, 0, NULL, NULL, '', '',
+           d.detail, %(now)s, %(now)s
     FROM replan_difference d
     WHERE d.existing_id IS NULL
     ON CONFLICT (appointment_id, kind, channel) DO UPDATE

@@ -40,7 +40,7 @@ LOG_PAGE_SIZE = 50
 def message_log(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     here = location_ids(request.user)
-    outbox = OutboundMessage.objects.filter(appointment__location_id__in=here)
+    outbox = OutboundMessage.objects.filter(location_id__in=here)
     messages = outbox.select_related(
         "appointment__patient", "appointment__location", "appointment__appointment_type"
     ).prefetch_related(Prefetch("tries", queryset=DeliveryAttempt.objects.order_by("at")))

@@ -50,6 +50,7 @@ def message(visit: Appointment) -> Callable[..., OutboundMessage]:
         kind, channel = next(kinds)
         return OutboundMessage.objects.create(
             appointment=visit,
+            location_id=visit.location_id,
             kind=kind,
             channel=channel,
             status=status,
