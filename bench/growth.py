@@ -737,12 +737,15 @@ def history_grow(chain: Chain, visits: int) -> None:
             )
 
 
-def analyze() -> None:
+def vacuum_analyze() -> None:
+    """What a chain's database has long done for its older rows: vacuumed (their pages all
+    visible, so that index-only scans skip the heap), and its statistics taken. Without it the
+    timings meet autovacuum working through the rows just added, on the same two cores."""
     from django.db import connection
 
     with connection.cursor() as cur:
         for table in GROWN_TABLES:
-            cur.execute(f"ANALYZE {table}")
+            cur.execute(f"VACUUM (ANALYZE) {table}")
 
 
 def table_rows() -> dict[str, int]:
@@ -889,17 +892,46 @@ def measure(operation: Operation, repetitions: int, warmup: int) -> tuple[float,
     return statistics.median(samples), result
 
 
+def statement_times(operation: Operation, top: int = 6) -> list[str]:
+    """Where one call's time goes: its statements' count and total time as the client waits
+    for them, writes included, and the slowest of them."""
+    from django.db import connection
+
+    timings: list[tuple[float, str]] = []
+
+    def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        started = time.perf_counter_ns()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            timings.append(((time.perf_counter_ns() - started) / 1e6, sql))
+
+    argument = operation.prepare()
+    with connection.execute_wrapper(timed):
+        started = time.perf_counter_ns()
+        operation.run(argument)
+        wall = (time.perf_counter_ns() - started) / 1e6
+    total = sum(ms for ms, _ in timings)
+    lines = [
+        f"-- {operation.name}: {len(timings)} statements, {total:.2f} ms of a {wall:.2f} ms call"
+    ]
+    for ms, sql in sorted(timings, key=lambda t: -t[0])[:top]:
+        lines.append(f"--   {ms:.2f} ms: {' '.join(sql.split())[:160]}")
+    return lines
+
+
 def explain(operation: Operation, top: int = 2) -> list[str]:
-    """EXPLAIN ANALYZE of the slowest SELECTs of one call (writes are not re-run)."""
+    """Where one call's time goes, and EXPLAIN ANALYZE of its slowest SELECTs (writes are not
+    re-run)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    lines = statement_times(operation)
     with CaptureQueriesContext(connection) as captured:
         operation.run(operation.prepare())
     selects = [
         q for q in captured.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")
     ]
-    lines = []
     for query in sorted(selects, key=lambda q: -float(q["time"]))[:top]:
         with connection.cursor() as cur:
             # With costs: PostgreSQL prints the JIT section only then, and JIT is a cost here.
@@ -977,16 +1009,21 @@ def main() -> None:
     ms: dict[str, dict[str, float]] = {op.name: {} for op in ops}
     rows: dict[str, dict[str, int]] = {}
     build_seconds: dict[str, float] = {}
+    loads: dict[str, float] = {}
     answers: dict[str, Any] = {}
     for size in sizes:
         label = size_label(size)
         log(f"size {label}: growing from {chain.visits():,} visits")
         started = time.perf_counter()
         history_grow(chain, size)
-        analyze()
-        build_seconds[label] = round(time.perf_counter() - started, 1)
         rows[label] = table_rows()
+        vacuum_analyze()
+        build_seconds[label] = round(time.perf_counter() - started, 1)
         log(f"size {label}: built in {build_seconds[label]} s; rows {rows[label]}")
+        # The timings are only this run's own on an idle machine: anything else running on
+        # the two cores (a test run, autovacuum) shows here.
+        loads[label] = round(os.getloadavg()[0], 2)
+        log(f"size {label}: load average {loads[label]} before timing")
         for op in ops:
             median, result = measure(op, args.repetitions, args.warmup)
             ms[op.name][label] = round(median, 3)
@@ -998,7 +1035,8 @@ def main() -> None:
                 log("\n".join(explain(op)))
         # A line per size: a run cut short (the next size did not fit in time or on disk)
         # still ends with the figures of every size it measured.
-        print(report(info, sizes[: sizes.index(size) + 1], window_visits, rows, ms, build_seconds))
+        measured = sizes[: sizes.index(size) + 1]
+        print(report(info, measured, window_visits, rows, ms, build_seconds, loads))
         sys.stdout.flush()
 
 
@@ -1009,6 +1047,7 @@ def report(
     rows: dict[str, dict[str, int]],
     ms: dict[str, dict[str, float]],
     build_seconds: dict[str, float],
+    loads: dict[str, float],
 ) -> str:
     """The summary lines and the JSON object of the sizes measured so far."""
     base = size_label(sizes[0])
@@ -1034,6 +1073,7 @@ def report(
         "target": TARGET,
         "met": met,
         "build_seconds": build_seconds,
+        "load_average_before_timing": loads,
     }
     return "\n".join([*lines, json.dumps(summary)])
 
