@@ -12,7 +12,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.cache import never_cache
@@ -22,6 +21,7 @@ from booking.desk.forms import DeskForm
 from booking.desk.setup.base import audit_setup, render_setup, setup_required
 from booking.errors import BookingError
 from booking.models import AuditAction
+from booking.paging import keyset_page
 from notifications.models import (
     WebhookDelivery,
     WebhookEventType,
@@ -232,10 +232,13 @@ def _subscription_page(
     status: int = 200,
     problem: str = "",
 ) -> HttpResponse:
-    deliveries = Paginator(
-        WebhookDelivery.objects.filter(subscription=subscription).order_by("-created_at", "-id"),
-        LOG_PAGE_SIZE,
-    ).get_page(request.GET.get("page"))
+    deliveries = keyset_page(
+        WebhookDelivery.objects.filter(subscription=subscription),
+        ("created_at", "id"),
+        before=request.GET.get("before"),
+        after=request.GET.get("after"),
+        size=LOG_PAGE_SIZE,
+    )
     return render_setup(
         request,
         "notifications/setup/webhook.html",

@@ -3,6 +3,7 @@ naming the field, the delivery log with "Send again", a test event and a new sec
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,7 @@ from django.test import Client
 from booking.access.roles import Role
 from booking.models import AuditEvent
 from booking.services import appointment_book
+from notifications import webhooks_setup
 from notifications.models import (
     WebhookDelivery,
     WebhookEventType,
@@ -227,3 +229,37 @@ def test_the_log_shows_no_patient_details(
     assert "visit.booked" in text
     assert "Zebulon" not in text
     assert "zq@example.com" not in text
+
+
+def test_the_log_pages_from_the_newest_to_the_oldest_and_back(
+    monkeypatch, admin, subscription
+) -> None:
+    # Every event at the same instant (the clock is pinned): pages part among equal times.
+    monkeypatch.setattr(webhooks_setup, "LOG_PAGE_SIZE", 3)
+    for _ in range(7):
+        webhook_test_send(subscription=subscription, now=NOW)
+    newest_first = list(
+        WebhookDelivery.objects.order_by("-created_at", "-id").values_list("event_id", flat=True)
+    )
+
+    def shown(text: str) -> list[str]:
+        return re.findall(r"<td><code>([^<]+)</code></td>", text)
+
+    def link(text: str, name: str) -> str | None:
+        found = re.search(rf'href="\?((?:before|after)=[\d.]+)">{name}<', text)
+        return found.group(1) if found else None
+
+    pages, text = [], admin.get(page(subscription)).content.decode()
+    assert link(text, "Newer") is None
+    while True:
+        pages.append(shown(text))
+        older = link(text, "Older")
+        if older is None:
+            break
+        text = admin.get(f"{page(subscription)}?{older}").content.decode()
+
+    assert [event for p in pages for event in p] == newest_first
+    assert [len(p) for p in pages] == [3, 3, 1]
+    newer = link(text, "Newer")
+    assert newer is not None
+    assert shown(admin.get(f"{page(subscription)}?{newer}").content.decode()) == pages[1]
