@@ -151,8 +151,7 @@ class OutboundMessage(models.Model):
                 name="outbound_sms_sent_to",
                 condition=Q(channel="sms", status="sent"),
             ),
-            # The chain's failures of the last day (outbox_status) and those past their
-            # retention period.
+            # The chain's failures of the last day (outbox_status).
             models.Index(
                 fields=["updated_at"],
                 name="outbound_failed",
