@@ -874,6 +874,20 @@ def operations(window: Window) -> list[Operation]:
     ]
 
 
+def machine_idle_wait(load: float, longest: float) -> float:
+    """Wait (at most ``longest`` seconds) for the 1-minute load average to fall to ``load``;
+    the load average then."""
+    import os
+
+    started = time.perf_counter()
+    now = os.getloadavg()[0]
+    while now > load and time.perf_counter() - started < longest:
+        time.sleep(5)
+        now = os.getloadavg()[0]
+    log(f"  load average {now:.2f} after {time.perf_counter() - started:.0f} s waiting")
+    return round(now, 2)
+
+
 def measure(operation: Operation, repetitions: int, warmup: int) -> tuple[float, Any]:
     """The median milliseconds of ``repetitions`` calls after ``warmup`` untimed ones."""
     result = None
@@ -962,6 +976,18 @@ def main() -> None:
         "benchmark's own)",
     )
     parser.add_argument(
+        "--idle-load",
+        type=float,
+        default=0.5,
+        help="before each size's timings, wait for the 1-minute load average to fall to this",
+    )
+    parser.add_argument(
+        "--idle-wait",
+        type=float,
+        default=1200,
+        help="longest wait for it, in seconds; the timings then run and say the load",
+    )
+    parser.add_argument(
         "--explain",
         action="store_true",
         help="print (to stderr) the plans of each operation's slowest queries at every size",
@@ -1020,10 +1046,9 @@ def main() -> None:
         vacuum_analyze()
         build_seconds[label] = round(time.perf_counter() - started, 1)
         log(f"size {label}: built in {build_seconds[label]} s; rows {rows[label]}")
-        # The timings are only this run's own on an idle machine: anything else running on
-        # the two cores (a test run, autovacuum) shows here.
-        loads[label] = round(os.getloadavg()[0], 2)
-        log(f"size {label}: load average {loads[label]} before timing")
+        # The timings are this run's own only on an idle machine: anything else running on
+        # the two cores (a test run, autovacuum) would show in them.
+        loads[label] = machine_idle_wait(args.idle_load, args.idle_wait)
         for op in ops:
             median, result = measure(op, args.repetitions, args.warmup)
             ms[op.name][label] = round(median, 3)
