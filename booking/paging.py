@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 
 from django.db import models
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 T = TypeVar("T", bound=models.Model)
 
@@ -78,6 +79,34 @@ def _beyond(fields: Sequence[str], values: list, lookup: str) -> Q:
     return reduce(lambda a, b: a | b, clauses)
 
 
+def _nearest(
+    rows: QuerySet[T],
+    fields: Sequence[str],
+    size: int,
+    *,
+    newer: bool,
+    start: datetime | None,
+    spans: Sequence[timedelta],
+) -> list[T]:
+    """The ``size`` + 1 rows of ``rows`` nearest in the direction read. With ``spans``, looked
+    for within each span of ``start`` on the first field in turn, and among all rows last: a
+    table partitioned by that field is read in its nearest partitions only, until they hold
+    more than a page."""
+    order = list(fields) if newer else [f"-{name}" for name in fields]
+    found: list[T] = []
+    for span in [*spans, None] if start is not None else [None]:
+        bounded = rows
+        if span is not None and start is not None:
+            if newer:
+                bounded = rows.filter(**{f"{fields[0]}__lte": start + span})
+            else:
+                bounded = rows.filter(**{f"{fields[0]}__gte": start - span})
+        found = list(bounded.order_by(*order)[: size + 1])
+        if len(found) > size:
+            break
+    return found
+
+
 def keyset_page(
     rows: QuerySet[T],
     fields: Sequence[str],
@@ -85,20 +114,35 @@ def keyset_page(
     before: str | None,
     after: str | None,
     size: int,
+    spans: Sequence[timedelta] = (),
 ) -> KeysetPage[T]:
     """The page of ``rows`` (newest first by ``fields``) before the key ``before``, or after
-    the key ``after``, or the newest page."""
+    the key ``after``, or the newest page.
+
+    With ``spans`` (widening; the first field a date-time), rows are looked for within each
+    span of the key in turn (of now, for the newest page), and among all of them last."""
     model = rows.model
     older_than = key_decode(before, model, fields)
     newer_than = key_decode(after, model, fields)
     if newer_than is not None:
-        found = list(rows.filter(_beyond(fields, newer_than, "gt")).order_by(*fields)[: size + 1])
+        found = _nearest(
+            rows.filter(_beyond(fields, newer_than, "gt")),
+            fields,
+            size,
+            newer=True,
+            start=newer_than[0] if spans else None,
+            spans=spans,
+        )
         more_newer, found = len(found) > size, found[:size][::-1]
         more_older = True
     else:
+        start = timezone.now()
         if older_than is not None:
             rows = rows.filter(_beyond(fields, older_than, "lt"))
-        found = list(rows.order_by(*(f"-{name}" for name in fields))[: size + 1])
+            start = older_than[0]
+        found = _nearest(
+            rows, fields, size, newer=False, start=start if spans else None, spans=spans
+        )
         more_older, found = len(found) > size, found[:size]
         more_newer = older_than is not None
     return KeysetPage(

@@ -32,6 +32,7 @@ from booking.paging import keyset_page
 from booking.validators import validate_date_in_range
 
 PAGE_SIZE = 50
+PAGE_SPANS = (timedelta(days=31), timedelta(days=366))
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): such a
 # cell is written with a leading apostrophe, which spreadsheets show as text.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -119,13 +120,16 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         status = 200
         audit(request, AuditAction.VIEW, object_type="audit_log", filters=form.as_detail())
     # Found from the key of the row next to it, never counted: a location's log grows for
-    # its legal period (bench.growth: a count of pages took 184 ms at 10 M visits).
+    # its legal period (bench.growth: a count of pages took 184 ms at 10 M visits). Looked for
+    # in the nearest month first, then year: reading every month's partition for its first
+    # row of this location cost in proportion to the months kept (16 ms at 5 M visits).
     page = keyset_page(
         events,
         ("at", "id"),
         before=request.GET.get("before"),
         after=request.GET.get("after"),
         size=PAGE_SIZE,
+        spans=PAGE_SPANS,
     )
     query = request.GET.copy()
     for key in ("before", "after", "page"):
