@@ -23,10 +23,12 @@ week (``calendar_json``), the outbox claim (``messages_claim``, rolled back), th
 message log and the audit log's first page (their views, through ``RequestFactory`` without the
 middleware, as an administrator of the window's location), and the desk's patient search
 (``patients_search``). The views write their own audit rows, as they do in production: a few
-dozen rows of the window's location over the run. Medians of ``--repetitions`` calls after a
-warm-up, and their ratio to the smallest size. After each size the summary and one JSON object
-are printed, so the last line is always the JSON of every size measured so far (~5.3 GB of
-database a million visits: a size the disk cannot hold ends the run with the ones before).
+dozen rows of the window's location over the run. Before each size's timings the grown tables
+are vacuumed and analysed, and the run waits for the machine to be idle (``--idle-load``).
+Medians of ``--repetitions`` calls after a warm-up, and their ratio to the smallest size. After
+each size the summary and one JSON object are printed, so the last line is always the JSON of
+every size measured so far (~5.7 GB of database a million visits: a size the disk cannot hold
+ends the run with the ones before).
 """
 
 from __future__ import annotations
