@@ -177,8 +177,11 @@ def test_a_job_that_fails_says_so_and_keeps_the_batches_it_finished(
 
 
 def test_without_a_broker_the_job_runs_in_the_request(
-    infusion, make_patient, django_capture_on_commit_callbacks, monkeypatch
+    infusion, make_patient, django_capture_on_commit_callbacks, monkeypatch, time_machine
 ) -> None:
+    # The job plans from the clock: pinned, or the reminder's time has passed once the real
+    # day reaches the visit's.
+    time_machine.move_to(NOW, tick=False)
     (visit,) = book_many(infusion, make_patient, 1)
     prep_offset(infusion, 72)
     job = new_job(infusion)
