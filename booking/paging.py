@@ -85,7 +85,7 @@ def _nearest(
     size: int,
     *,
     newer: bool,
-    start: datetime | None,
+    start: datetime,
     spans: Sequence[timedelta],
 ) -> list[T]:
     """The ``size`` + 1 rows of ``rows`` nearest in the direction read. With ``spans``, looked
@@ -94,9 +94,9 @@ def _nearest(
     more than a page."""
     order = list(fields) if newer else [f"-{name}" for name in fields]
     found: list[T] = []
-    for span in [*spans, None] if start is not None else [None]:
+    for span in [*spans, None]:
         bounded = rows
-        if span is not None and start is not None:
+        if span is not None:
             if newer:
                 bounded = rows.filter(**{f"{fields[0]}__lte": start + span})
             else:
@@ -130,7 +130,7 @@ def keyset_page(
             fields,
             size,
             newer=True,
-            start=newer_than[0] if spans else None,
+            start=newer_than[0],
             spans=spans,
         )
         more_newer, found = len(found) > size, found[:size][::-1]
@@ -140,9 +140,7 @@ def keyset_page(
         if older_than is not None:
             rows = rows.filter(_beyond(fields, older_than, "lt"))
             start = older_than[0]
-        found = _nearest(
-            rows, fields, size, newer=False, start=start if spans else None, spans=spans
-        )
+        found = _nearest(rows, fields, size, newer=False, start=start, spans=spans)
         more_older, found = len(found) > size, found[:size]
         more_newer = older_than is not None
     return KeysetPage(
