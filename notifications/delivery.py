@@ -4,7 +4,9 @@ Delivery is one step, :func:`message_deliver_due`: recover claims of dead worker
 (``SELECT … FOR UPDATE SKIP LOCKED`` then a compare-and-swap pending → sending) and hand batches
 of ids to the send task. :func:`message_send` re-checks everything at send time while holding
 the appointment's row lock, so a cancel that commits first always wins, and a send in flight
-finishes before a cancel or reschedule can re-plan the row.
+finishes before a cancel or reschedule can re-plan the row. It commits the message's hand-over
+before calling the provider: a sender killed mid-send leaves it behind, and the message is then
+recorded as unconfirmed rather than sent twice (at most one send per row and version).
 """
 
 from __future__ import annotations
@@ -177,11 +179,15 @@ def _finish(
     message.status = status
     message.detail = detail[:500]
     message.claimed_at = None
+    message.handed_at = None  # whatever came of a hand-over is now recorded
+    message.handed_version = None
     message.save(
         update_fields=[
             "status",
             "detail",
             "claimed_at",
+            "handed_at",
+            "handed_version",
             "attempts",
             "due_at",
             "sent_at",
@@ -260,12 +266,19 @@ class _Accepted:
 
 # How long a worker keeps trying to record a message the provider took while the database is
 # away (a restart, a fail-over); at most half of OUTBOX_STALE_CLAIM_SECONDS, after which the
-# claim would be given back and the message sent again.
+# claim would be given back and the message recorded as unconfirmed.
 RECORD_RETRY_SECONDS = 60.0
 
 
 def message_send(*, message_id: int, now: datetime | None = None) -> str:
-    """Send one claimed message, or say why not. Returns the outcome recorded."""
+    """Send one claimed message, or say why not. Returns the outcome recorded.
+
+    Two transactions, each under the visit's lock. The first decides whether the message may go
+    and, if it may, commits its hand-over; the second checks again (a cancel may have committed
+    in between), calls the provider and records what came of it. A worker killed between the
+    two commits leaves the hand-over behind: the next sender to look records the message as
+    unconfirmed instead of sending it a second time.
+    """
     now = now or timezone.now()
     appointment_id = (
         OutboundMessage.objects.filter(pk=message_id)
@@ -274,21 +287,32 @@ def message_send(*, message_id: int, now: datetime | None = None) -> str:
     )
     if appointment_id is None:
         return "missing"
+    with transaction.atomic():
+        refused = _hand_over(message_id, appointment_id, now=now)
+    if refused is not None:
+        return refused
     accepted: list[_Accepted] = []
+    calling: list[bool] = []
     try:
         with transaction.atomic():
-            return _send_claimed(message_id, appointment_id, now=now, accepted=accepted)
+            return _send_handed(
+                message_id, appointment_id, now=now, accepted=accepted, calling=calling
+            )
     except (OperationalError, InterfaceError):
-        if not accepted or connection.in_atomic_block:
+        if connection.in_atomic_block:
             raise
-        # The message is out, and the transaction recording it (its row, the attempt, the
-        # patient's new link) went with the connection.
-        return _record_accepted(accepted[0], now=now)
+        if accepted:
+            # The message is out, and the transaction recording it (its row, the attempt, the
+            # patient's new link) went with the connection.
+            return _once_the_database_answers(lambda: _record_accepted(accepted[0], now=now))
+        if not calling:
+            # The provider was never called: the hand-over is taken back, so that the message
+            # goes once its claim is recovered instead of being left unconfirmed.
+            _once_the_database_answers(lambda: _hand_over_withdraw(message_id, now=now))
+        raise
 
 
-def _send_claimed(
-    message_id: int, appointment_id: int, *, now: datetime, accepted: list[_Accepted]
-) -> str:
+def _locked(message_id: int, appointment_id: int) -> tuple[Appointment, OutboundMessage]:
     # The appointment first, as booking services lock it: a cancel or reschedule waits for this
     # send to finish, or this send sees their result. Never both orders.
     appointment = (
@@ -296,9 +320,21 @@ def _send_claimed(
         .select_related("location", "appointment_type", "patient")
         .get(pk=appointment_id)
     )
-    message = OutboundMessage.objects.select_for_update().get(pk=message_id)
+    return appointment, OutboundMessage.objects.select_for_update().get(pk=message_id)
+
+
+def _hand_over(message_id: int, appointment_id: int, *, now: datetime) -> str | None:
+    """The outcome recorded for a claimed message that must not go now; None once its
+    hand-over is written, to be committed before the provider is called."""
+    appointment, message = _locked(message_id, appointment_id)
     if message.status != MessageStatus.SENDING:
         return "not claimed"
+    if message.handed_at is not None and message.handed_version == message.appointment_version:
+        if now - message.handed_at < hand_over_lapse():
+            # A sender handing it over right now (a batch the broker delivered twice), or one
+            # that died a moment ago: the stale-claim recovery brings the latter back.
+            return "not claimed"
+        return _unconfirmed(message, appointment, now=now)
     refusal = _refusal(message, appointment, now=now)
     if refusal is not None:
         status, reason = refusal
@@ -326,8 +362,34 @@ def _send_claimed(
             now=now,
             outcome="postponed",
         )
+    message.handed_at = now
+    message.handed_version = message.appointment_version
+    message.save(update_fields=["handed_at", "handed_version", "updated_at"])
+    return None
+
+
+def _send_handed(
+    message_id: int,
+    appointment_id: int,
+    *,
+    now: datetime,
+    accepted: list[_Accepted],
+    calling: list[bool],
+) -> str:
+    appointment, message = _locked(message_id, appointment_id)
+    if (
+        message.status != MessageStatus.SENDING
+        or message.handed_at != now
+        or message.handed_version != message.appointment_version
+    ):
+        return "not claimed"  # another sender took it over, or a re-plan moved it on
+    refusal = _refusal(message, appointment, now=now)
+    if refusal is not None:
+        status, reason = refusal
+        return _finish(message, status, reason, now=now, outcome="skipped")
     message.attempts += 1
     token = _link_token_issue(message.kind, appointment, now=now)
+    calling.append(True)
     try:
         recipient, provider_id = deliver(message, appointment, link_token=token, now=now)
     except TransientSendError as exc:
@@ -344,6 +406,32 @@ def _send_claimed(
     return _finish(message, MessageStatus.SENT, "", now=now, outcome="sent")
 
 
+def hand_over_lapse() -> timedelta:
+    """How old a hand-over is before its sender is taken for dead: half the stale-claim time,
+    far more than a live sender takes between committing the hand-over and locking the row
+    again to call the provider (it holds the row's lock from then until the outcome)."""
+    return timedelta(seconds=settings.OUTBOX_STALE_CLAIM_SECONDS / 2)
+
+
+UNCONFIRMED = "unconfirmed"
+UNCONFIRMED_DETAIL = (
+    "not confirmed: the sender stopped while handing it to the provider, so it may or may not "
+    "have arrived; it is not sent again"
+)
+
+
+def _unconfirmed(message: OutboundMessage, appointment: Appointment, *, now: datetime) -> str:
+    """Record a message whose sender died after its hand-over: counted as sent, since it may
+    have gone out (the daily text cap counts it too), and never sent again."""
+    patient = appointment.patient
+    message.attempts += 1
+    message.sent_at = message.handed_at
+    message.recipient = patient.phone if message.channel == Channel.SMS else patient.email
+    message.provider_id = ""
+    logger.warning("message %s: %s", message.pk, UNCONFIRMED_DETAIL)
+    return _finish(message, MessageStatus.SENT, UNCONFIRMED_DETAIL, now=now, outcome=UNCONFIRMED)
+
+
 def _link_token_issue(
     kind: str, appointment: Appointment, *, now: datetime, token: str | None = None
 ) -> str:
@@ -354,54 +442,68 @@ def _link_token_issue(
     return patient_link_issue(patient=appointment.patient, now=now, token=token)
 
 
-def _record_accepted(sent: _Accepted, *, now: datetime) -> str:
-    """Record a message the provider took once the database answers again: so that it is in
-    the log, its link works, and the stale-claim recovery does not send it a second time.
-
-    The row is marked sent if it is still this worker's claim, or was cancelled meanwhile (it
-    went out before the cancel): a row a reschedule re-planned keeps its new plan, and the
-    attempt alone records this send. Past RECORD_RETRY_SECONDS the error is raised: the claim
-    then goes stale and the message is sent again, the one duplicate left possible.
-    """
+def _once_the_database_answers(write: Callable[[], str]) -> str:
+    """``write`` on a new connection, tried again while the database is away (a restart, a
+    fail-over) for up to RECORD_RETRY_SECONDS and at most half the stale-claim time; past that
+    its error is raised."""
     deadline = time.monotonic() + min(RECORD_RETRY_SECONDS, settings.OUTBOX_STALE_CLAIM_SECONDS / 2)
     pause = 0.5
     while True:
         connection.close()  # the broken one; the next query opens a new connection
         try:
-            with transaction.atomic():
-                if DeliveryAttempt.objects.filter(
-                    message_id=sent.message_id, outcome="sent"
-                ).exists():
-                    return "sent"  # the commit went through after all; only its answer was lost
-                _link_token_issue(sent.kind, sent.appointment, now=now, token=sent.link_token)
-                OutboundMessage.objects.filter(
-                    pk=sent.message_id,
-                    status__in=[MessageStatus.SENDING, MessageStatus.CANCELLED],
-                ).update(
-                    status=MessageStatus.SENT,
-                    detail="",
-                    claimed_at=None,
-                    attempts=F("attempts") + 1,
-                    sent_at=now,
-                    recipient=sent.recipient,
-                    provider_id=sent.provider_id,
-                    updated_at=now,
-                )
-                DeliveryAttempt.objects.create(
-                    message_id=sent.message_id,
-                    at=now,
-                    outcome="sent",
-                    detail="recorded after the database came back",
-                )
-            logger.warning(
-                "message %s: sent, recorded after the database came back", sent.message_id
-            )
-            return "sent"
+            return write()
         except (OperationalError, InterfaceError):
             if time.monotonic() + pause > deadline:
                 raise
             time.sleep(pause)
             pause = min(2 * pause, 5.0)
+
+
+def _hand_over_withdraw(message_id: int, *, now: datetime) -> str:
+    """Take back the hand-over of a send that failed before calling the provider."""
+    OutboundMessage.objects.filter(
+        pk=message_id, status=MessageStatus.SENDING, handed_at=now
+    ).update(handed_at=None, handed_version=None)
+    return "withdrawn"
+
+
+def _record_accepted(sent: _Accepted, *, now: datetime) -> str:
+    """Record a message the provider took once the database answers again: so that it is in
+    the log, its link works, and it is not left unconfirmed.
+
+    The row is marked sent if it is still this worker's claim, or was cancelled meanwhile (it
+    went out before the cancel): a row a reschedule re-planned keeps its new plan, and the
+    attempt alone records this send. Should the database stay away, the claim goes stale, and
+    the next sender finds the hand-over and records the message as unconfirmed (without the
+    link it carried, whose token went with the transaction).
+    """
+    with transaction.atomic():
+        if DeliveryAttempt.objects.filter(message_id=sent.message_id, outcome="sent").exists():
+            return "sent"  # the commit went through after all; only its answer was lost
+        _link_token_issue(sent.kind, sent.appointment, now=now, token=sent.link_token)
+        OutboundMessage.objects.filter(
+            pk=sent.message_id,
+            status__in=[MessageStatus.SENDING, MessageStatus.CANCELLED],
+        ).update(
+            status=MessageStatus.SENT,
+            detail="",
+            claimed_at=None,
+            handed_at=None,
+            handed_version=None,
+            attempts=F("attempts") + 1,
+            sent_at=now,
+            recipient=sent.recipient,
+            provider_id=sent.provider_id,
+            updated_at=now,
+        )
+        DeliveryAttempt.objects.create(
+            message_id=sent.message_id,
+            at=now,
+            outcome="sent",
+            detail="recorded after the database came back",
+        )
+    logger.warning("message %s: sent, recorded after the database came back", sent.message_id)
+    return "sent"
 
 
 def link_email_send(*, patient_id: int, now: datetime | None = None) -> None:

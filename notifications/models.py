@@ -124,6 +124,13 @@ class OutboundMessage(models.Model):
     recipient = models.CharField(max_length=254, blank=True)
     provider_id = models.CharField(max_length=128, blank=True)
     detail = models.CharField(max_length=500, blank=True)
+    # The hand-over to the provider: committed just before the provider is called, cleared with
+    # what came of it. Still set for the row's version when a sender next looks, it means a
+    # worker died with the message in the provider's hands or on its way there: it may have gone
+    # out, so it is recorded as unconfirmed and never sent again (at most one send).
+    handed_at = models.DateTimeField(null=True, blank=True)
+    # A plain integer: a CHECK added with the column would scan the whole outbox under its lock.
+    handed_version = models.IntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

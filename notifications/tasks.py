@@ -35,7 +35,8 @@ def deliver_due() -> int:
 )
 def send_messages(message_ids: list[int]) -> None:
     # Redelivered after a worker dies mid-batch: rows already sent are no longer "sending"
-    # and are passed over, so nothing is sent twice.
+    # and are passed over, and the one it was handing to the provider is recorded as
+    # unconfirmed, so nothing is sent twice.
     for message_id in message_ids:
         message_send(message_id=message_id)
 

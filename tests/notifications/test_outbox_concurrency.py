@@ -26,7 +26,7 @@ from time_machine import TimeMachineFixture
 from booking.models import Appointment, Patient
 from booking.services import appointment_book, appointment_cancel
 from notifications import sms
-from notifications.delivery import message_deliver_due
+from notifications.delivery import UNCONFIRMED_DETAIL, message_deliver_due
 from notifications.models import Channel, MessageKind, MessageStatus, OutboundMessage
 from notifications.sms import TransientSendError
 from scheduling.models import AppointmentType
@@ -361,7 +361,8 @@ def test_a_send_stuck_at_the_provider_does_not_hold_up_later_sweeps(
 # --- A worker killed mid-batch ------------------------------------------------------------------
 
 # A worker process: claims every due text in one batch and sends them through the file backend,
-# but stalls inside the provider call after SENT_BEFORE_KILL texts, where the test kills it.
+# but stalls inside the provider call after SENT_BEFORE_KILL texts, where the test kills it: before
+# the provider has the next text, or after (argv[3] "after": the text is out, unrecorded).
 WORKER = """
 import sys
 import time
@@ -379,6 +380,7 @@ from notifications.delivery import message_deliver_due, message_send
 
 now = datetime.fromisoformat(sys.argv[1])
 sends_before_stall = int(sys.argv[2])
+stall_after_the_provider = sys.argv[3] == "after"
 
 
 class StallingBackend(sms.FileBackend):
@@ -386,9 +388,11 @@ class StallingBackend(sms.FileBackend):
 
     def send(self, to, body):
         StallingBackend.calls += 1
-        if StallingBackend.calls > sends_before_stall:
-            time.sleep(3600)
-        return super().send(to, body)
+        if StallingBackend.calls <= sends_before_stall:
+            return super().send(to, body)
+        if stall_after_the_provider:
+            super().send(to, body)
+        time.sleep(3600)
 
 
 settings.SMS_BACKEND = "__main__.StallingBackend"
@@ -407,7 +411,9 @@ def database_url() -> str:
     return f"postgres://{credentials}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def test_a_worker_killed_mid_batch_leaves_the_rest_to_a_later_sweep_and_repeats_none(
+@pytest.mark.parametrize("stall", ["before", "after"])
+def test_a_worker_killed_mid_batch_leaves_the_rest_to_a_later_sweep_and_sends_nothing_twice(
+    stall: str,
     infusion,
     make_patient,
     settings,
@@ -439,19 +445,26 @@ def test_a_worker_killed_mid_batch_leaves_the_rest_to_a_later_sweep_and_repeats_
     }
     with log.open("wb") as output:
         worker = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", WORKER, claimed_at.isoformat(), str(SENT_BEFORE_KILL)],
+            [sys.executable, "-c", WORKER, claimed_at.isoformat(), str(SENT_BEFORE_KILL), stall],
             cwd=settings.BASE_DIR,
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
 
-    def worker_sent_some() -> bool:
+    files = var / "sms"
+    out = 1 if stall == "after" else 0  # the text the worker was handing over
+
+    def worker_in_the_provider_call() -> bool:
+        # Some texts sent, and the next one handed over: the worker is inside the call.
         assert worker.poll() is None, log.read_text()
-        return OutboundMessage.objects.filter(status=MessageStatus.SENT).count() >= SENT_BEFORE_KILL
+        sent = OutboundMessage.objects.filter(status=MessageStatus.SENT).count()
+        handed = OutboundMessage.objects.filter(handed_at__isnull=False).exists()
+        written = len(list(files.iterdir())) if files.is_dir() else 0
+        return sent == SENT_BEFORE_KILL and handed and written == SENT_BEFORE_KILL + out
 
     try:
-        wait_until(worker_sent_some, "the worker has sent some texts")
+        wait_until(worker_in_the_provider_call, "the worker has sent some texts and stalls")
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait(WAIT)
@@ -464,22 +477,35 @@ def test_a_worker_killed_mid_batch_leaves_the_rest_to_a_later_sweep_and_repeats_
         MessageStatus.SENT: SENT_BEFORE_KILL,
         MessageStatus.SENDING: PATIENTS - SENT_BEFORE_KILL,
     }
-    files = var / "sms"
-    assert len(list(files.iterdir())) == SENT_BEFORE_KILL
+    assert len(list(files.iterdir())) == SENT_BEFORE_KILL + out
 
     # The dead worker's claims look live for a while: a sweep leaves them alone.
     assert sweep(claimed_at + timedelta(minutes=1)) == 0
     stale = claimed_at + timedelta(seconds=settings.OUTBOX_STALE_CLAIM_SECONDS + 1)
     assert sweep(stale) == PATIENTS - SENT_BEFORE_KILL
 
-    assert_sent_once_each(OutboundMessage.objects.filter(id__in=due))
-    delivered = sorted(files.iterdir())
-    assert len(delivered) == PATIENTS
-    provider_ids = set(
-        OutboundMessage.objects.filter(id__in=due).values_list("provider_id", flat=True)
+    # The text the worker was handing to the provider may have gone out: it is recorded as
+    # unconfirmed, and not sent again. The rest went out once each.
+    (in_doubt,) = OutboundMessage.objects.filter(id__in=due, tries__outcome="unconfirmed")
+    assert (in_doubt.status, in_doubt.handed_at, in_doubt.provider_id) == (
+        MessageStatus.SENT,
+        None,
+        "",
     )
-    assert provider_ids == {path.stem for path in delivered}
+    assert in_doubt.detail == UNCONFIRMED_DETAIL
+    assert in_doubt.sent_at == claimed_at  # when it was handed over
+    assert in_doubt.recipient == in_doubt.appointment.patient.phone
+    sent = OutboundMessage.objects.filter(id__in=due).exclude(pk=in_doubt.pk)
+    assert_sent_once_each(sent)
+    delivered = sorted(files.iterdir())
+    assert len(delivered) == PATIENTS - 1 + out
+    assert set(sent.values_list("provider_id", flat=True)) <= {path.stem for path in delivered}
     recipients = Counter(path.read_text().splitlines()[0] for path in delivered)
-    phones = Patient.objects.values_list("phone", flat=True)
-    assert recipients == Counter(f"To: {phone}" for phone in phones)
+    phones = Counter(f"To: {phone}" for phone in Patient.objects.values_list("phone", flat=True))
+    phones[f"To: {in_doubt.recipient}"] = out
+    assert recipients == +phones
+    # Another stale-claim time on, nothing is taken back and sent.
+    assert sweep(stale + timedelta(seconds=settings.OUTBOX_STALE_CLAIM_SECONDS + 1)) == 0
+    assert len(list(files.iterdir())) == PATIENTS - 1 + out
+    assert in_doubt.tries.count() == 1
     assert set(OutboundMessage.objects.filter(id__in=due).values_list("attempts", flat=True)) == {1}

@@ -214,6 +214,134 @@ def test_a_send_whose_record_the_database_lost_is_recorded_once_it_is_back(
     assert (len(mailoutbox), len(texts)) == (1, 1)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_send_the_database_failed_before_the_provider_call_gives_its_hand_over_back(
+    booked, monkeypatch, settings, sweep: Sweep, texts, mailoutbox
+):
+    # The connection goes once the hand-over is committed, while the send checks again under
+    # the visit's lock: nothing reached the provider, so the message is not left unconfirmed.
+    real_refusal = delivery._refusal
+    checks: list[int] = []
+
+    def refusal_then_lose_the_connection(message, *args, **kwargs):
+        checks.append(message.pk)
+        if message.channel == SMS and checks.count(message.pk) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_refusal(message, *args, **kwargs)
+
+    monkeypatch.setattr(delivery, "_refusal", refusal_then_lose_the_connection)
+    batches: list[list[int]] = []
+    message_deliver_due(now=NOW, enqueue=batches.append)
+    text = OutboundMessage.objects.get(pk__in=batches[0], channel=SMS)
+    email = OutboundMessage.objects.get(pk__in=batches[0], channel=EMAIL)
+    assert message_send(message_id=email.pk, now=NOW) == "sent"
+
+    with pytest.raises(OperationalError):
+        message_send(message_id=text.pk, now=NOW)
+
+    text.refresh_from_db()
+    assert (text.status, text.handed_at, text.handed_version) == (MessageStatus.SENDING, None, None)
+    assert texts == []
+    stale = NOW + timedelta(seconds=settings.OUTBOX_STALE_CLAIM_SECONDS + 1)
+    assert sweep(stale) == 1
+    text.refresh_from_db()
+    assert (text.status, text.detail) == (MessageStatus.SENT, "")
+    assert sends(booked) == {(K.CONFIRMATION, EMAIL): 1, (K.CONFIRMATION, SMS): 1}
+    assert len(texts) == 1
+
+
+class Killed(BaseException):
+    """The worker process dies (SIGKILL): nothing after this line of the send runs."""
+
+
+def die_handing_over(monkeypatch, *, after_the_provider: bool) -> None:
+    """The next send dies once its hand-over is committed: before the provider has the
+    message, or once it has it and before the outcome is recorded."""
+    real_deliver = delivery.deliver
+
+    def deliver_then_die(*args, **kwargs):
+        monkeypatch.setattr(delivery, "deliver", real_deliver)
+        if after_the_provider:
+            real_deliver(*args, **kwargs)
+        raise Killed
+
+    monkeypatch.setattr(delivery, "deliver", deliver_then_die)
+
+
+@pytest.mark.parametrize("after_the_provider", [False, True])
+def test_a_message_its_sender_died_handing_over_is_unconfirmed_and_never_sent_again(
+    after_the_provider: bool, booked, monkeypatch, settings, sweep: Sweep, texts, mailoutbox
+):
+    batches: list[list[int]] = []
+    message_deliver_due(now=NOW, enqueue=batches.append)
+    (batch,) = batches
+    text = OutboundMessage.objects.get(pk__in=batch, channel=SMS)
+    email = OutboundMessage.objects.get(pk__in=batch, channel=EMAIL)
+    assert message_send(message_id=email.pk, now=NOW) == "sent"
+    die_handing_over(monkeypatch, after_the_provider=after_the_provider)
+    with pytest.raises(Killed):
+        message_send(message_id=text.pk, now=NOW)
+    out = 1 if after_the_provider else 0
+    assert len(texts) == out
+
+    # The broker hands the batch out again at once: the hand-over is too fresh to tell a dead
+    # sender from a live one, and the message is left alone.
+    assert send_at(NOW + timedelta(seconds=1))(batch) == ["not claimed", "not claimed"]
+    text.refresh_from_db()
+    assert (text.status, text.handed_at, text.handed_version) == (MessageStatus.SENDING, NOW, 0)
+
+    # Its claim goes stale; the sweep takes it back, and its next sender finds the hand-over.
+    stale = NOW + timedelta(seconds=settings.OUTBOX_STALE_CLAIM_SECONDS + 1)
+    assert sweep(stale) == 1
+    text.refresh_from_db()
+    assert (text.status, text.sent_at, text.recipient, text.attempts) == (
+        MessageStatus.SENT,
+        NOW,
+        booked.patient.phone,
+        1,
+    )
+    assert text.detail == delivery.UNCONFIRMED_DETAIL
+    assert (text.handed_at, text.handed_version) == (None, None)
+    assert list(text.tries.values_list("outcome", flat=True)) == ["unconfirmed"]
+    assert sends(booked) == {(K.CONFIRMATION, EMAIL): 1}
+    assert (len(texts), len(mailoutbox)) == (out, 1)
+
+    # Nothing takes it back again.
+    later = stale + timedelta(seconds=settings.OUTBOX_STALE_CLAIM_SECONDS + 1)
+    assert sweep(later) == 0
+    assert (len(texts), text.tries.count()) == (out, 1)
+
+
+def test_a_reschedule_after_a_dead_senders_hand_over_sends_the_new_times_reminder(
+    booked, monkeypatch, sweep: Sweep, time_machine: TimeMachineFixture, texts
+):
+    sweep(NOW)
+    prep_due = DUE_FOR_START[K.PREP, SMS]
+    time_machine.move_to(prep_due, tick=False)
+    batches: list[list[int]] = []
+    message_deliver_due(now=prep_due, enqueue=batches.append)
+    prep = OutboundMessage.objects.get(kind=K.PREP, channel=SMS)
+    die_handing_over(monkeypatch, after_the_provider=True)
+    with pytest.raises(Killed):
+        message_send(message_id=prep.pk, now=prep_due)
+    texts_before = len(texts)
+
+    # The hand-over was for the visit as it was; the reminder of its new time is a new plan.
+    moved_at = prep_due + STEP
+    appointment_reschedule(appointment=booked, start=MOVED, now=moved_at)
+    for moment in every(STEP, moved_at, REMINDERS_FOR_MOVED[K.PREP, SMS]):
+        sweep(moment)
+
+    prep.refresh_from_db()
+    assert (prep.status, prep.appointment_version, prep.detail) == (MessageStatus.SENT, 1, "")
+    assert prep.sent_at == REMINDERS_FOR_MOVED[K.PREP, SMS]
+    assert list(prep.tries.values_list("outcome", flat=True)) == ["sent"]
+    moved, prep_again = texts[texts_before:]  # the notice of the move, and prep for the new time
+    assert "has moved to Saturday 10 October 2026 at 10:00 AM" in moved.body
+    assert "is on Saturday 10 October 2026 at 10:00 AM" in prep_again.body
+    assert "prepare" in prep_again.body
+
+
 def test_replanning_rewrites_the_rows_it_has_instead_of_adding_more(booked, sweep: Sweep):
     sweep(NOW)
     before = rows(booked)
