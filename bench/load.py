@@ -867,9 +867,6 @@ def main(argv: list[str] | None = None) -> int:
         var_dir=runtime,
         location_slug=LOCATION,
         require_drained=True,
-        # One SIGKILL can catch each of the worker's processes between the provider taking a
-        # message and the commit recording it; nothing in a killed process can record it.
-        sends_in_doubt=args.concurrency if args.fault == "worker" else 0,
     )
     settings = {
         "duration_s": args.duration,
