@@ -377,12 +377,16 @@ def _send_handed(
     calling: list[bool],
 ) -> str:
     appointment, message = _locked(message_id, appointment_id)
+    if message.handed_at != now:
+        return "not claimed"  # another sender took it over
     if (
         message.status != MessageStatus.SENDING
-        or message.handed_at != now
         or message.handed_version != message.appointment_version
     ):
-        return "not claimed"  # another sender took it over, or a re-plan moved it on
+        # Cancelled or re-planned between the two transactions: nothing went out.
+        message.handed_at = message.handed_version = None
+        message.save(update_fields=["handed_at", "handed_version", "updated_at"])
+        return "not claimed"
     refusal = _refusal(message, appointment, now=now)
     if refusal is not None:
         status, reason = refusal

@@ -18,7 +18,7 @@ from django.test import Client
 from time_machine import TimeMachineFixture
 
 from booking.links import patient_link_resolve
-from booking.models import Appointment, Patient
+from booking.models import Appointment, AppointmentStatus, Patient
 from booking.services import appointment_book, appointment_cancel, appointment_reschedule
 from notifications import delivery, sms
 from notifications.delivery import MAX_ATTEMPTS, message_deliver_due, message_send
@@ -398,8 +398,15 @@ def test_nothing_but_the_cancellation_notice_goes_out_after_a_cancel(
     }
 
 
+@pytest.mark.parametrize("when", ["before the send", "between the hand-over and the send"])
 def test_a_message_claimed_before_a_cancel_is_not_sent(
-    booked, sweep: Sweep, time_machine: TimeMachineFixture, texts, mailoutbox
+    when: str,
+    booked,
+    monkeypatch,
+    sweep: Sweep,
+    time_machine: TimeMachineFixture,
+    texts,
+    mailoutbox,
 ):
     sweep(NOW)
     prep_due = DUE_FOR_START[K.PREP, EMAIL]
@@ -409,14 +416,26 @@ def test_a_message_claimed_before_a_cancel_is_not_sent(
     (batch,) = claimed
     sent_before = len(texts), len(mailoutbox)
 
-    appointment_cancel(appointment=booked, now=prep_due)
+    if when == "before the send":
+        appointment_cancel(appointment=booked, now=prep_due)
+    else:
+        real_send_handed = delivery._send_handed
+
+        def cancel_first(*args, **kwargs):
+            # The hand-over is committed; the visit's lock is free until the send takes it
+            # again.
+            if not Appointment.objects.filter(pk=booked.pk, status=AppointmentStatus.CANCELLED):
+                appointment_cancel(appointment=booked, now=prep_due)
+            return real_send_handed(*args, **kwargs)
+
+        monkeypatch.setattr(delivery, "_send_handed", cancel_first)
     outcomes = [message_send(message_id=i, now=prep_due) for i in batch]
 
     assert outcomes == ["not claimed", "not claimed"]
     assert (len(texts), len(mailoutbox)) == sent_before
-    assert {row.status for row in OutboundMessage.objects.filter(id__in=batch)} == {
-        MessageStatus.CANCELLED
-    }
+    # Nothing was handed over: no doubt is left behind.
+    rows_now = OutboundMessage.objects.filter(id__in=batch)
+    assert {(row.status, row.handed_at) for row in rows_now} == {(MessageStatus.CANCELLED, None)}
 
 
 # --- Reschedule ---------------------------------------------------------------------------------
