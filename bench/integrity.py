@@ -357,6 +357,7 @@ def integrity_report(
     location_slug: str | None,
     require_drained: bool = False,
     now: datetime | None = None,
+    senders_killed: int = 0,
 ) -> dict[str, Any]:
     """The report, with ``violations`` listing every failed check (empty: all held).
 
@@ -364,7 +365,9 @@ def integrity_report(
     committed leaves the message written by the backend but not recorded as sent. Its hand-over,
     committed before the call, is what the outbox then records as unconfirmed (or leaves set, if
     the visit was cancelled first): output without a recorded send is allowed up to that many,
-    and any output written twice is a violation, whatever the fault."""
+    and any output written twice is a violation, whatever the fault. ``senders_killed`` is how
+    many sends the run's fault could catch mid-way (a killed worker's processes): more sends
+    left in doubt than that, or any without such a fault, is a violation too."""
     from django.utils import timezone
 
     # A minute of slack: a reminder due in the next moment may be claimed while we read.
@@ -394,6 +397,9 @@ def integrity_report(
         "duplicate messages in output": report["sends"].get("output_duplicate_messages", 0),
         "output without a recorded send (beyond the unconfirmed sends)": max(
             0, report["sends"].get("output_without_record", 0) - sends_in_doubt
+        ),
+        "sends left in doubt (beyond the senders the fault killed)": max(
+            0, sends_in_doubt - senders_killed
         ),
         "recorded sends without output": report["sends"].get("records_without_output", 0),
     }

@@ -867,6 +867,8 @@ def main(argv: list[str] | None = None) -> int:
         var_dir=runtime,
         location_slug=LOCATION,
         require_drained=True,
+        # One SIGKILL can catch each of the worker's processes in a send.
+        senders_killed=args.concurrency if args.fault == "worker" else 0,
     )
     settings = {
         "duration_s": args.duration,
