@@ -22,7 +22,7 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -38,7 +38,7 @@ from notifications.models import (
     OutboundMessage,
     PhoneOptOut,
 )
-from notifications.rendering import deliver, link_url, send_email
+from notifications.rendering import link_url, outgoing, send_email
 from notifications.sms import PermanentSendError, TransientSendError
 from scheduling.clock import in_quiet_hours, quiet_hours_end
 
@@ -393,21 +393,31 @@ def _send_handed(
         return _finish(message, status, reason, now=now, outcome="skipped")
     message.attempts += 1
     token = _link_token_issue(message.kind, appointment, now=now)
-    calling.append(True)
     try:
-        recipient, provider_id = deliver(message, appointment, link_token=token, now=now)
-    except TransientSendError as exc:
-        if message.attempts >= MAX_ATTEMPTS:
-            return _finish(message, MessageStatus.FAILED, str(exc), now=now, outcome="failed")
-        message.due_at = now + _backoff(message.attempts)
-        return _finish(message, MessageStatus.PENDING, str(exc), now=now, outcome="retry")
+        ready = outgoing(message, appointment, link_token=token, now=now)
+        calling.append(True)  # from here on, the provider may have it
+        provider_id = ready.send()
     except PermanentSendError as exc:
         return _finish(message, MessageStatus.FAILED, str(exc), now=now, outcome="failed")
-    accepted.append(_Accepted(message_id, message.kind, appointment, token, recipient, provider_id))
-    message.recipient = recipient
+    except TransientSendError as exc:
+        return _retry_or_fail(message, str(exc), now=now)
+    except Exception as exc:
+        if calling or isinstance(exc, DatabaseError):
+            raise
+        # A message that cannot be written (a template error): tried again, then failed.
+        return _retry_or_fail(message, f"could not be written: {exc}", now=now)
+    accepted.append(_Accepted(message_id, message.kind, appointment, token, ready.to, provider_id))
+    message.recipient = ready.to
     message.provider_id = provider_id
     message.sent_at = now
     return _finish(message, MessageStatus.SENT, "", now=now, outcome="sent")
+
+
+def _retry_or_fail(message: OutboundMessage, reason: str, *, now: datetime) -> str:
+    if message.attempts >= MAX_ATTEMPTS:
+        return _finish(message, MessageStatus.FAILED, reason, now=now, outcome="failed")
+    message.due_at = now + _backoff(message.attempts)
+    return _finish(message, MessageStatus.PENDING, reason, now=now, outcome="retry")
 
 
 def hand_over_lapse() -> timedelta:

@@ -4,6 +4,7 @@ minimum a patient needs), e-mail with its calendar attachment, and text messages
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from smtplib import SMTPException, SMTPRecipientsRefused
 from typing import Any
@@ -61,18 +62,44 @@ def email_text(template: str, context: dict[str, Any]) -> str:
     return render_to_string(f"{template}.txt", context)
 
 
-def deliver(
+@dataclass(frozen=True)
+class Outgoing:
+    """A message written and addressed, not yet sent: :meth:`send` hands it to its provider."""
+
+    to: str
+    text: str = ""  # a text message's body
+    email: EmailMultiAlternatives | None = None
+
+    def send(self) -> str:
+        """Hand the message over; returns the provider's id for it ("" where it gives none).
+        Raises :class:`TransientSendError` or :class:`PermanentSendError` when it is refused."""
+        if self.email is None:
+            return get_backend().send(self.to, self.text)
+        try:
+            self.email.send()
+        except SMTPRecipientsRefused as exc:
+            raise PermanentSendError(f"recipient refused: {exc}") from exc
+        except (SMTPException, OSError) as exc:
+            raise TransientSendError(f"mail server: {exc}") from exc
+        except Exception as exc:  # provider APIs through anymail raise their own errors
+            status = getattr(exc, "status_code", None)
+            if isinstance(status, int) and 400 <= status < 500 and status != 429:
+                raise PermanentSendError(str(exc)) from exc
+            raise TransientSendError(str(exc)) from exc
+        return ""
+
+
+def outgoing(
     message: OutboundMessage, appointment: Appointment, *, link_token: str, now: datetime
-) -> tuple[str, str]:
+) -> Outgoing:
+    """``message`` written for ``appointment``'s patient, with the link ``link_token`` opens."""
     # A tentative booking's one message carries the link that confirms it; every other one the
     # patient's secure link.
     link = verify_url(link_token) if message.kind == MessageKind.VERIFY else link_url(link_token)
     context = message_context(appointment, link=link)
     template = message_template(message.kind)
     if message.channel == Channel.SMS:
-        body = sms_text(template, context)
-        to = appointment.patient.phone
-        return to, get_backend().send(to, body)
+        return Outgoing(to=appointment.patient.phone, text=sms_text(template, context))
     attachment = None
     if message.kind in CHANGE_KINDS:
         method = "CANCEL" if message.kind == MessageKind.CANCELLED else "REQUEST"
@@ -82,26 +109,15 @@ def deliver(
             f"text/calendar; method={method}; charset=utf-8",
         )
     to = appointment.patient.email
-    try:
-        send_email(template, context, to, attachment)
-    except SMTPRecipientsRefused as exc:
-        raise PermanentSendError(f"recipient refused: {exc}") from exc
-    except (SMTPException, OSError) as exc:
-        raise TransientSendError(f"mail server: {exc}") from exc
-    except Exception as exc:  # provider APIs through anymail raise their own errors
-        status = getattr(exc, "status_code", None)
-        if isinstance(status, int) and 400 <= status < 500 and status != 429:
-            raise PermanentSendError(str(exc)) from exc
-        raise TransientSendError(str(exc)) from exc
-    return to, ""
+    return Outgoing(to=to, email=email_message(template, context, to, attachment))
 
 
-def send_email(
+def email_message(
     template: str,
     context: dict[str, Any],
     to: str,
     attachment: tuple[str, bytes, str] | None = None,
-) -> None:
+) -> EmailMultiAlternatives:
     email = EmailMultiAlternatives(
         subject=email_subject(template, context),
         body=email_text(template, context),
@@ -111,4 +127,13 @@ def send_email(
     email.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
     if attachment:
         email.attach(*attachment)
-    email.send()
+    return email
+
+
+def send_email(
+    template: str,
+    context: dict[str, Any],
+    to: str,
+    attachment: tuple[str, bytes, str] | None = None,
+) -> None:
+    email_message(template, context, to, attachment).send()

@@ -14,13 +14,14 @@ from itertools import pairwise
 
 import pytest
 from django.db import OperationalError, transaction
+from django.template import TemplateSyntaxError
 from django.test import Client
 from time_machine import TimeMachineFixture
 
 from booking.links import patient_link_resolve
 from booking.models import Appointment, AppointmentStatus, Patient
 from booking.services import appointment_book, appointment_cancel, appointment_reschedule
-from notifications import delivery, sms
+from notifications import delivery, rendering, sms
 from notifications.delivery import MAX_ATTEMPTS, message_deliver_due, message_send
 from notifications.models import (
     Channel,
@@ -257,15 +258,23 @@ class Killed(BaseException):
 def die_handing_over(monkeypatch, *, after_the_provider: bool) -> None:
     """The next send dies once its hand-over is committed: before the provider has the
     message, or once it has it and before the outcome is recorded."""
-    real_deliver = delivery.deliver
+    real_outgoing = delivery.outgoing
 
-    def deliver_then_die(*args, **kwargs):
-        monkeypatch.setattr(delivery, "deliver", real_deliver)
-        if after_the_provider:
-            real_deliver(*args, **kwargs)
-        raise Killed
+    def outgoing_then_die(*args, **kwargs):
+        monkeypatch.setattr(delivery, "outgoing", real_outgoing)
+        ready = real_outgoing(*args, **kwargs)
 
-    monkeypatch.setattr(delivery, "deliver", deliver_then_die)
+        class Dying:
+            to = ready.to
+
+            def send(self) -> str:
+                if after_the_provider:
+                    ready.send()
+                raise Killed
+
+        return Dying()
+
+    monkeypatch.setattr(delivery, "outgoing", outgoing_then_die)
 
 
 @pytest.mark.parametrize("after_the_provider", [False, True])
@@ -587,6 +596,29 @@ def test_retries_back_off_and_stop_at_the_limit(booked, provider, sweep: Sweep, 
         assert base <= wait <= base * 1.5, (attempt, wait)
     assert texts == []
     assert len(provider) == 3  # the provider was not asked again after the last attempt
+
+
+def test_a_message_that_cannot_be_written_is_tried_again_then_failed_never_unconfirmed(
+    booked, monkeypatch, sweep: Sweep, texts
+):
+    # Nothing reached the provider: the hand-over is no doubt, and the desk sees a failure.
+    def broken(template, context):
+        raise TemplateSyntaxError("Invalid block tag: 'endif'")
+
+    monkeypatch.setattr(rendering, "sms_text", broken)
+    sweep(NOW)
+    while (message := confirmation_text(booked)).status == MessageStatus.PENDING:
+        assert message.handed_at is None
+        sweep(message.due_at)
+
+    assert (message.status, message.attempts, message.handed_at) == (
+        MessageStatus.FAILED,
+        MAX_ATTEMPTS,
+        None,
+    )
+    assert message.detail == "could not be written: Invalid block tag: 'endif'"
+    assert outcomes(message) == ["retry"] * (MAX_ATTEMPTS - 1) + ["failed"]
+    assert texts == []
 
 
 def test_a_permanent_4xx_fails_at_once_and_is_listed_for_the_front_desk(
