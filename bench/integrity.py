@@ -270,6 +270,7 @@ def _mail_messages(folder: Path) -> list[tuple[str, str, str]]:
 def check_sends(*, var_dir: Path | None, location_slug: str | None) -> dict[str, Any]:
     from django.db.models import Count
 
+    from notifications.delivery import UNCONFIRMED
     from notifications.models import CHANGE_KINDS, DeliveryAttempt, MessageStatus, OutboundMessage
 
     messages = OutboundMessage.objects.all()
@@ -304,7 +305,7 @@ def check_sends(*, var_dir: Path | None, location_slug: str | None) -> dict[str,
         # Sends whose worker died with the message in the provider's hands or on its way: each
         # may have gone out once, unrecorded, and is never sent again.
         "unconfirmed": DeliveryAttempt.objects.filter(
-            outcome="unconfirmed", message__in=messages
+            outcome=UNCONFIRMED, message__in=messages
         ).count(),
         "handed_over_unresolved": messages.filter(handed_at__isnull=False).count(),
     }

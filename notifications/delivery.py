@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import current_app
 from django.conf import settings
@@ -38,11 +38,13 @@ from notifications.models import (
     OutboundMessage,
     PhoneOptOut,
 )
-from notifications.rendering import link_url, outgoing, send_email
+from notifications.rendering import link_url, outgoing, recipient, send_email
 from notifications.sms import PermanentSendError, TransientSendError
 from scheduling.clock import in_quiet_hours, quiet_hours_end
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 MAX_ATTEMPTS = 5
@@ -437,10 +439,9 @@ UNCONFIRMED_DETAIL = (
 def _unconfirmed(message: OutboundMessage, appointment: Appointment, *, now: datetime) -> str:
     """Record a message whose sender died after its hand-over: counted as sent, since it may
     have gone out (the daily text cap counts it too), and never sent again."""
-    patient = appointment.patient
     message.attempts += 1
     message.sent_at = message.handed_at
-    message.recipient = patient.phone if message.channel == Channel.SMS else patient.email
+    message.recipient = recipient(message.channel, appointment.patient)
     message.provider_id = ""
     logger.warning("message %s: %s", message.pk, UNCONFIRMED_DETAIL)
     return _finish(message, MessageStatus.SENT, UNCONFIRMED_DETAIL, now=now, outcome=UNCONFIRMED)
@@ -456,7 +457,7 @@ def _link_token_issue(
     return patient_link_issue(patient=appointment.patient, now=now, token=token)
 
 
-def _once_the_database_answers(write: Callable[[], str]) -> str:
+def _once_the_database_answers(write: Callable[[], T]) -> T:
     """``write`` on a new connection, tried again while the database is away (a restart, a
     fail-over) for up to RECORD_RETRY_SECONDS and at most half the stale-claim time; past that
     its error is raised."""
@@ -473,12 +474,11 @@ def _once_the_database_answers(write: Callable[[], str]) -> str:
             pause = min(2 * pause, 5.0)
 
 
-def _hand_over_withdraw(message_id: int, *, now: datetime) -> str:
+def _hand_over_withdraw(message_id: int, *, now: datetime) -> None:
     """Take back the hand-over of a send that failed before calling the provider."""
     OutboundMessage.objects.filter(
         pk=message_id, status=MessageStatus.SENDING, handed_at=now
     ).update(handed_at=None, handed_version=None)
-    return "withdrawn"
 
 
 def _record_accepted(sent: _Accepted, *, now: datetime) -> str:

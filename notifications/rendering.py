@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from booking.ics import appointment_ics
-from booking.models import Appointment
+from booking.models import Appointment, Patient
 from booking.preparation import appointment_preparation
 from notifications.models import CHANGE_KINDS, Channel, MessageKind, OutboundMessage
 from notifications.sms import PermanentSendError, TransientSendError, get_backend
@@ -42,6 +42,11 @@ def message_context(appointment: Appointment, *, link: str) -> dict[str, Any]:
         "prep": appointment_preparation(appointment),
         "link": link,
     }
+
+
+def recipient(channel: str, patient: Patient) -> str:
+    """Where a message on ``channel`` goes: the patient's mobile number or e-mail address."""
+    return patient.phone if channel == Channel.SMS else patient.email
 
 
 def message_template(kind: str) -> str:
@@ -98,8 +103,9 @@ def outgoing(
     link = verify_url(link_token) if message.kind == MessageKind.VERIFY else link_url(link_token)
     context = message_context(appointment, link=link)
     template = message_template(message.kind)
+    to = recipient(message.channel, appointment.patient)
     if message.channel == Channel.SMS:
-        return Outgoing(to=appointment.patient.phone, text=sms_text(template, context))
+        return Outgoing(to=to, text=sms_text(template, context))
     attachment = None
     if message.kind in CHANGE_KINDS:
         method = "CANCEL" if message.kind == MessageKind.CANCELLED else "REQUEST"
@@ -108,7 +114,6 @@ def outgoing(
             appointment_ics(appointment, now=now, link=link),
             f"text/calendar; method={method}; charset=utf-8",
         )
-    to = appointment.patient.email
     return Outgoing(to=to, email=email_message(template, context, to, attachment))
 
 
